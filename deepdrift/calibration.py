@@ -1,0 +1,226 @@
+"""Reference statistics of clean data: accumulate, freeze, save and load (safetensors + JSON, never pickle).
+
+Each calibration sample goes to exactly one of two streams: the *moments* stream (per-feature mean and variance) or
+the *held-out* stream (a bounded reservoir used to estimate the null distribution of the drift statistic). Keeping
+them disjoint matters: scoring the very samples that defined the mean would make clean data look too clean.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ._version import __version__
+from .errors import CalibrationMismatchError, NonFiniteActivationError
+from .stats import JointReservoir, RunningMoments
+
+logger = logging.getLogger(__name__)
+
+FORMAT_NAME = "deepdrift.calibration"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """How reference statistics are gathered.
+
+    Attributes:
+        holdout_fraction: share of calibration samples kept apart for the null distribution.
+        reservoir_size: at most this many held-out samples are stored (memory bound: size x features x 4 bytes).
+        variance_floor: per-feature variance is at least this fraction of the layer's mean variance, so a dead
+            channel that wakes up under shift scores high but finite.
+        seed: seeds the reservoir and the null resampling.
+    """
+
+    holdout_fraction: float = 0.2
+    reservoir_size: int = 2048
+    variance_floor: float = 1e-4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.holdout_fraction < 1.0:
+            raise ValueError("holdout_fraction must lie strictly between 0 and 1")
+        if self.reservoir_size < 2:
+            raise ValueError("reservoir_size must be at least 2")
+
+
+@dataclass(frozen=True)
+class LayerReference:
+    """Frozen clean-data statistics of one layer."""
+
+    mean: torch.Tensor  # (features,) float64
+    var: torch.Tensor  # (features,) float64, floored
+    holdout: torch.Tensor  # (held-out samples, features) float32, never used for mean/var
+    count: int  # samples behind mean/var
+
+    @property
+    def n_features(self) -> int:
+        return int(self.mean.shape[0])
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Reference statistics for every tap, in execution order, plus what is needed to check compatibility."""
+
+    layers: dict[str, LayerReference]
+    config: CalibrationConfig
+    n_seen: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.layers)
+
+    def check_compatible(self, feature_sizes: Mapping[str, int] | Sequence[str]) -> None:
+        """Raise ``CalibrationMismatchError`` saying what differs from the given taps (and sizes, if known)."""
+        expected = list(feature_sizes)
+        problems = []
+        missing = [n for n in expected if n not in self.layers]
+        extra = [n for n in self.layers if n not in expected]
+        if missing:
+            problems.append(f"taps missing from the calibration: {missing}")
+        if extra:
+            problems.append(f"taps in the calibration but not watched here: {extra}")
+        if isinstance(feature_sizes, Mapping):
+            for name, size in feature_sizes.items():
+                ref = self.layers.get(name)
+                if ref is not None and ref.n_features != size:
+                    problems.append(f"{name!r} has {size} features here but {ref.n_features} in the calibration")
+        if problems:
+            raise CalibrationMismatchError(
+                "calibration does not match the monitored model: " + "; ".join(problems)
+                + ". Recalibrate on this model, or watch the same layers (`layers=` as listed in the file)."
+            )
+
+    def save(self, path: str | Path) -> Path:
+        """Write a single ``.safetensors`` file whose header carries the JSON metadata."""
+        path = Path(path)
+        tensors: dict[str, torch.Tensor] = {}
+        for name, ref in self.layers.items():
+            tensors[f"{name}::mean"] = ref.mean.detach().cpu().contiguous()
+            tensors[f"{name}::var"] = ref.var.detach().cpu().contiguous()
+            tensors[f"{name}::holdout"] = ref.holdout.detach().cpu().contiguous()
+        header = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "library_version": __version__,
+            "config": asdict(self.config),
+            "n_seen": self.n_seen,
+            "layers": [
+                {"name": n, "n_features": r.n_features, "count": r.count, "n_holdout": int(r.holdout.shape[0])}
+                for n, r in self.layers.items()
+            ],
+            "metadata": self.metadata,
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(tensors, str(tmp), metadata={"deepdrift": json.dumps(header)})
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Calibration:
+        """Read a file written by ``save``; refuses files that are not DeepDrift calibrations."""
+        header = read_header(path)
+        tensors = load_file(str(path))
+        layers = {}
+        for entry in header["layers"]:
+            name = entry["name"]
+            layers[name] = LayerReference(
+                mean=tensors[f"{name}::mean"], var=tensors[f"{name}::var"],
+                holdout=tensors[f"{name}::holdout"], count=int(entry["count"]),
+            )
+        return cls(layers=layers, config=CalibrationConfig(**header["config"]), n_seen=int(header["n_seen"]),
+                   metadata=header.get("metadata", {}))
+
+
+def read_header(path: str | Path) -> dict[str, Any]:
+    """The JSON metadata of a saved calibration, without loading its tensors."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no calibration file at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw = (handle.metadata() or {}).get("deepdrift")
+    except Exception as exc:  # safetensors raises its own error types for non-safetensors files
+        raise CalibrationMismatchError(f"{path} is not a safetensors file: {exc}") from exc
+    if raw is None:
+        raise CalibrationMismatchError(f"{path} is a safetensors file but not a DeepDrift calibration")
+    header = json.loads(raw)
+    if header.get("format") != FORMAT_NAME or int(header.get("format_version", -1)) > FORMAT_VERSION:
+        raise CalibrationMismatchError(
+            f"{path} has format {header.get('format')!r} v{header.get('format_version')}; this DeepDrift "
+            f"({__version__}) reads {FORMAT_NAME!r} up to v{FORMAT_VERSION}. Upgrade deepdrift or recalibrate."
+        )
+    return header
+
+
+class CalibrationAccumulator:
+    """Streams batches of pooled features into moments and a held-out reservoir; mergeable across workers."""
+
+    def __init__(self, config: CalibrationConfig = CalibrationConfig()) -> None:
+        self.config = config
+        self.moments: dict[str, RunningMoments] = {}
+        self.reservoir = JointReservoir(config.reservoir_size, seed=config.seed)
+        self.n_seen = 0
+
+    def update(self, features: Mapping[str, torch.Tensor]) -> None:
+        """Add one batch: ``{layer: (batch, features)}`` with the same samples in every layer."""
+        batch = next(iter(features.values())).shape[0]
+        for name, x in features.items():
+            if not bool(torch.isfinite(x).all()):
+                raise NonFiniteActivationError(
+                    f"layer {name!r} produced NaN/Inf activations on calibration data; calibration needs finite "
+                    "activations (check the inputs' normalisation and the model's numerical stability)."
+                )
+        position = self.n_seen + torch.arange(batch)
+        f = self.config.holdout_fraction
+        held = torch.floor((position + 1) * f) > torch.floor(position * f)  # exactly share f, evenly spread
+        for name, x in features.items():
+            mask = held.to(x.device)
+            self.moments.setdefault(name, RunningMoments()).update(x[~mask])
+        if bool(held.any()):
+            self.reservoir.add({name: x[held.to(x.device)] for name, x in features.items()})
+        self.n_seen += batch
+
+    def merge(self, other: CalibrationAccumulator) -> CalibrationAccumulator:
+        """Fold in an accumulator filled elsewhere (another loader, process or rank)."""
+        for name, moments in other.moments.items():
+            self.moments.setdefault(name, RunningMoments()).merge(moments)
+        self.reservoir.merge(other.reservoir)
+        self.n_seen += other.n_seen
+        return self
+
+    def finalize(self, order: Sequence[str] | None = None, metadata: dict[str, Any] | None = None) -> Calibration:
+        """Freeze the statistics; ``order`` gives the taps' execution order."""
+        if not self.moments:
+            raise ValueError("no calibration data was seen; the loader yielded nothing")
+        holdout = self.reservoir.samples()
+        n_holdout = len(self.reservoir)
+        if n_holdout < 32:
+            logger.warning(
+                "only %d held-out calibration samples; the null distribution will be rough. Calibrate on more "
+                "batches (>= 160 samples gives >= 32 held out at the default holdout_fraction).", n_holdout,
+            )
+        layers = {}
+        for name in order or list(self.moments):
+            moments = self.moments[name]
+            var = moments.variance
+            floor = self.config.variance_floor * float(var.mean()) + 1e-12
+            layers[name] = LayerReference(
+                mean=moments.mean, var=var.clamp_min(floor), count=moments.count,
+                holdout=holdout.get(name, torch.empty(0, var.shape[0])),
+            )
+        return Calibration(layers=layers, config=self.config, n_seen=self.n_seen, metadata=metadata or {})
+
+

@@ -1,0 +1,95 @@
+"""The ``deepdrift`` command: inspect which layers a model would be tapped at, and what a calibration holds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+
+from .calibration import read_header
+from .errors import DeepDriftError
+from .layer_selection import auto_select_layers
+from .taps import LayerTaps
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="DeepDrift: layer-wise drift diagnostics for PyTorch networks.")
+
+
+def build_named_model(name: str, source: str, img_size: int, in_chans: int):
+    """Instantiate a timm or torchvision model with random weights (nothing is downloaded)."""
+    if source in ("auto", "timm"):
+        try:
+            import timm
+        except ImportError:  # pragma: no cover - timm is an optional extra
+            timm = None
+        if timm is not None and timm.is_model(name):
+            kwargs = {"pretrained": False, "in_chans": in_chans}
+            try:
+                return timm.create_model(name, img_size=img_size, **kwargs)
+            except TypeError:  # CNNs take any size and reject img_size
+                return timm.create_model(name, **kwargs)
+        if source == "timm":
+            raise typer.BadParameter(f"{name!r} is not a timm model; see `timm.list_models('*{name}*')`")
+    try:
+        import torchvision.models as tvm
+    except ImportError as exc:  # pragma: no cover
+        raise typer.BadParameter("torchvision is not installed") from exc
+    if name not in tvm.list_models():
+        raise typer.BadParameter(f"{name!r} is neither a timm nor a torchvision model name")
+    return tvm.get_model(name, weights=None)
+
+
+@app.command()
+def layers(
+    model: Annotated[str, typer.Argument(help="timm or torchvision model name, e.g. resnet18, vit_tiny_patch16_224")],
+    source: Annotated[str, typer.Option(help="where to find the model: auto, timm or torchvision")] = "auto",
+    img_size: Annotated[int, typer.Option(help="input height/width for the probe forward pass")] = 224,
+    in_chans: Annotated[int, typer.Option(help="input channels")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """List the taps auto-selection picks for MODEL (name, depth, zone, feature size)."""
+    net = build_named_model(model, source, img_size, in_chans).eval()
+    taps = LayerTaps(net)
+    _, rule = auto_select_layers(net)
+    with torch.no_grad():
+        _, features = taps.run(lambda: net(torch.zeros(1, in_chans, img_size, img_size)))
+    rows = [{"name": t.name, "label": t.label, "depth": round(t.depth, 3), "zone": t.zone,
+             "features": int(features[t.name].shape[1])} for t in taps.taps]
+    if as_json:
+        typer.echo(json.dumps({"model": model, "rule": rule, "taps": rows}, indent=2))
+        return
+    typer.echo(f"{model}: {len(rows)} taps (rule: {rule})")
+    typer.echo(f"{'name':<32} {'label':<20} {'depth':>6} {'zone':<5} {'features':>8}")
+    for r in rows:
+        typer.echo(f"{r['name']:<32} {r['label']:<20} {r['depth']:>6.3f} {r['zone']:<5} {r['features']:>8}")
+
+
+@app.command()
+def inspect(
+    calibration: Annotated[Path, typer.Argument(help="a .safetensors file written by save_calibration")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the raw JSON header")] = False,
+) -> None:
+    """Summarise a saved calibration: taps, feature sizes, sample counts, library version."""
+    try:
+        header = read_header(calibration)
+    except (DeepDriftError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    if as_json:
+        typer.echo(json.dumps(header, indent=2))
+        return
+    meta = header.get("metadata", {})
+    typer.echo(f"{calibration}: DeepDrift calibration v{header['format_version']} "
+               f"(library {header['library_version']})")
+    typer.echo(f"model: {meta.get('model_class', '?')}  arch_name: {meta.get('arch_name')}  "
+               f"samples seen: {header['n_seen']}")
+    typer.echo(f"{'name':<32} {'features':>8} {'moments n':>10} {'held out':>9}")
+    for layer in header["layers"]:
+        typer.echo(f"{layer['name']:<32} {layer['n_features']:>8} {layer['count']:>10} {layer['n_holdout']:>9}")
+
+
+def main() -> None:  # pragma: no cover
+    app()

@@ -1,0 +1,155 @@
+"""The doctor: name the failure mode and the layer where drift starts, from a depth profile.
+
+Rules (all on relative depth and significance, never on list positions):
+
+1. A tap is *significant* when its one-sided p-value (from the status, or ``Phi(-drift)`` for a plain list), adjusted
+   across taps (Holm by default), is below ``alpha``. No significant tap: STABLE. Per-layer drift is ~N(0, 1) on
+   clean data, so this controls the chance of a false diagnosis on a clean batch at ``alpha``.
+2. The *onset* is the first significant tap in depth order: every earlier tap looks clean, so the representation
+   broke between the previous tap and this one ("where it broke").
+3. GLOBAL_COLLAPSE: every tap is significant and the profile is flat (its weakest tap still carries at least
+   ``flat_ratio`` of the strongest): the whole network is off its reference, not one part of it.
+4. Onset in the input-side zone (UV):
+   - GEOMETRIC_COLLAPSE ("avalanche") when drift keeps growing with depth, ending at least ``avalanche_ratio``
+     times the onset's drift at the output side (a small input change amplified by the network);
+   - otherwise SENSOR_FAILURE: the input itself changed and the network does not amplify it.
+5. Onset in the Mid zone: SPURIOUS_CORRELATION (internal feature mismatch): the input-side features are normal,
+   so the inputs look familiar, yet mid-level features react to something new.
+6. Onset in Deep / IR: GEOMETRIC_COLLAPSE: only the output-side geometry is broken.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from .null_model import adjust_pvalues
+from .taps import ZONES, zone_of
+
+
+class FailureMode(enum.Enum):
+    STABLE = "STABLE"
+    SENSOR_FAILURE = "SENSOR_FAILURE"
+    SPURIOUS_CORRELATION = "SPURIOUS_CORRELATION"
+    GEOMETRIC_COLLAPSE = "GEOMETRIC_COLLAPSE"
+    GLOBAL_COLLAPSE = "GLOBAL_COLLAPSE"
+
+
+_MESSAGES = {
+    FailureMode.STABLE: ("OK", "Stable (no significant drift)"),
+    FailureMode.SENSOR_FAILURE: ("WARNING", "Sensor Failure (Input-layer Drift)"),
+    FailureMode.SPURIOUS_CORRELATION: ("WARNING", "Spurious Correlation (Mid-level Feature Mismatch)"),
+    FailureMode.GEOMETRIC_COLLAPSE: ("WARNING", "Avalanche Effect (Geometric Failure)"),
+    FailureMode.GLOBAL_COLLAPSE: ("CRITICAL", "Global Collapse (All Zones Drifting)"),
+}
+
+
+@dataclass(frozen=True)
+class DoctorConfig:
+    """Knobs of the diagnosis rules (see the module docstring for the reasoning).
+
+    Attributes:
+        alpha: significance level per profile, after the correction across taps.
+        correction: ``'holm'`` (family-wise) or ``'bh'`` (false discovery rate).
+        flat_ratio: weakest/strongest drift ratio above which an all-significant profile is "global".
+        avalanche_ratio: output-side/onset drift ratio for an input-side onset to count as amplified.
+    """
+
+    alpha: float = 0.01
+    correction: str = "holm"
+    flat_ratio: float = 0.5
+    avalanche_ratio: float = 3.0
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What the doctor found. ``str()`` reads like the original: ``"WARNING: Avalanche Effect (Geometric Failure)"``."""
+
+    mode: FailureMode
+    onset_layer: str | None
+    onset_index: int | None
+    zone: str | None
+    severity: float
+    significant: tuple[bool, ...]
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def detail(self) -> str:
+        """The message plus where it broke and how strongly."""
+        where = f" starting at {self.onset_layer} [{self.zone}]" if self.onset_layer is not None else ""
+        return f"{self.message}{where}; peak drift {self.severity:.1f} sigma"
+
+
+def diagnose_drift(profile: Sequence[float] | Mapping[str, Mapping[str, Any]],
+                   config: DoctorConfig = DoctorConfig()) -> Diagnosis:
+    """Diagnose a drift profile.
+
+    Args:
+        profile: the original's plain list of drifts in depth order, or the monitor's ``status`` dict (which
+            carries depths, zones and p-values).
+        config: rule thresholds.
+    """
+    names, drift, p_values, zones = _normalise(profile)
+    significant = adjust_pvalues(p_values, config.correction) < config.alpha
+    severity = float(np.nanmax(drift)) if np.isfinite(drift).any() else float("nan")
+    nonfinite = ~np.isfinite(drift)
+    significant = significant | nonfinite  # NaN activations are the strongest possible evidence
+    if not significant.any():
+        return _make(FailureMode.STABLE, None, None, None, severity, significant)
+    onset = int(np.flatnonzero(significant)[0])
+    finite = np.where(nonfinite, np.inf, drift)
+    mode = _classify(finite, significant, zones, onset, config)
+    return _make(mode, names[onset], onset, zones[onset], severity, significant)
+
+
+def _classify(drift: np.ndarray, significant: np.ndarray, zones: list[str], onset: int,
+              config: DoctorConfig) -> FailureMode:
+    strongest = float(np.max(drift))
+    if significant.all() and (drift.size == 1 or float(np.min(drift)) >= config.flat_ratio * strongest):
+        return FailureMode.GLOBAL_COLLAPSE
+    zone = zones[onset]
+    if zone == ZONES[0]:
+        tail = drift[onset:]
+        output_side = float(np.max(tail[len(tail) // 2:])) if len(tail) > 1 else float(tail[0])
+        grows = len(tail) > 1 and output_side >= config.avalanche_ratio * max(float(drift[onset]), 1e-12)
+        return FailureMode.GEOMETRIC_COLLAPSE if grows else FailureMode.SENSOR_FAILURE
+    if zone == ZONES[1]:
+        return FailureMode.SPURIOUS_CORRELATION
+    return FailureMode.GEOMETRIC_COLLAPSE
+
+
+def _make(mode: FailureMode, onset: str | None, index: int | None, zone: str | None, severity: float,
+          significant: np.ndarray) -> Diagnosis:
+    level, text = _MESSAGES[mode]
+    return Diagnosis(mode=mode, onset_layer=onset, onset_index=index, zone=zone, severity=severity,
+                     significant=tuple(bool(s) for s in significant), message=f"{level}: {text}")
+
+
+def _normalise(profile: Sequence[float] | Mapping[str, Mapping[str, Any]],
+               ) -> tuple[list[str], np.ndarray, np.ndarray, list[str]]:
+    """Names, drifts, p-values and zones in depth order from either input form."""
+    if isinstance(profile, Mapping):
+        items = sorted(profile.items(), key=lambda kv: float(kv[1].get("depth", 0.0)))
+        names = [name for name, _ in items]
+        drift = np.array([float(d["drift"]) for _, d in items])
+        p_values = np.array([float(d["p_value"]) if "p_value" in d else float(stats.norm.sf(d["drift"]))
+                             for _, d in items])
+        n = len(items)
+        zones = [str(d.get("zone") or zone_of(i, n)) for i, (_, d) in enumerate(items)]
+    else:
+        drift = np.asarray([float(x) for x in profile])
+        n = drift.size
+        names = [f"layer_{i}" for i in range(n)]
+        p_values = stats.norm.sf(drift)
+        zones = [zone_of(i, n) for i in range(n)]
+    if drift.size == 0:
+        raise ValueError("empty drift profile; pass at least one layer's drift")
+    return names, drift, p_values, zones

@@ -1,0 +1,79 @@
+"""Reduce any layer output to one feature vector per sample.
+
+Layers return conv maps, token sequences, tuples, dicts or ``ModelOutput`` objects; drift statistics need a ``(batch,
+features)`` matrix. Pooling happens inside the forward hook, so a later in-place op cannot corrupt what was captured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from .errors import UnsupportedOutputError
+
+Layout = Literal["auto", "NCHW", "NHWC", "NLC", "NCL", "NC"]
+TokenPool = Literal["mean", "cls"]
+
+_HIDDEN_KEYS = ("last_hidden_state", "hidden_states", "sample", "logits", "x", "out", "output")
+
+
+@dataclass(frozen=True)
+class PoolingConfig:
+    """How outputs are reduced to vectors.
+
+    Attributes:
+        layout: memory layout of the output; ``auto`` treats 4-D as NCHW and 3-D as tokens (N, L, C).
+        token_pool: ``mean`` averages over all tokens; ``cls`` keeps the first token (ViT class token).
+    """
+
+    layout: Layout = "auto"
+    token_pool: TokenPool = "mean"
+
+
+def extract_tensor(output: Any) -> torch.Tensor:
+    """Find the hidden-state tensor inside a layer's output (tensor, tuple, dict or ModelOutput)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, Mapping):  # dicts and transformers' ModelOutput (an OrderedDict)
+        for key in _HIDDEN_KEYS:
+            value = output.get(key)
+            if isinstance(value, torch.Tensor):
+                return value
+        for value in output.values():
+            if isinstance(value, torch.Tensor):
+                return value
+    elif isinstance(output, Sequence) and not isinstance(output, str):
+        for value in output:  # diffusers down blocks return (hidden_states, residuals)
+            if isinstance(value, torch.Tensor):
+                return value
+    else:
+        for key in _HIDDEN_KEYS:  # dataclass-like outputs, e.g. diffusers UNet2DOutput.sample
+            value = getattr(output, key, None)
+            if isinstance(value, torch.Tensor):
+                return value
+    raise UnsupportedOutputError(
+        f"cannot find a tensor in a layer output of type {type(output).__name__}. "
+        "Tap a module that returns a tensor, tuple, dict or ModelOutput, or pass explicit `layers=`."
+    )
+
+
+def pool_output(output: Any, config: PoolingConfig = PoolingConfig()) -> torch.Tensor:
+    """Pool a layer output to a float32 ``(batch, features)`` matrix, detached from autograd."""
+    x = extract_tensor(output).detach()
+    layout = config.layout
+    if layout == "auto":
+        layout = {1: "NC", 2: "NC", 3: "NLC", 4: "NCHW"}.get(x.ndim, "NCHW")
+    if x.ndim == 1:
+        pooled = x.unsqueeze(1)
+    elif layout == "NC" or x.ndim == 2:
+        pooled = x.flatten(1)
+    elif layout == "NLC":
+        pooled = x[:, 0] if config.token_pool == "cls" else x.mean(dim=1)
+    elif layout == "NHWC":
+        pooled = x.flatten(1, -2).mean(dim=1)
+    else:  # channels first: NCHW, NCL, NCDHW ...
+        pooled = x.flatten(2).mean(dim=2)
+    return pooled.float()

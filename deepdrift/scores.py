@@ -1,0 +1,151 @@
+"""Per-layer drift scores in sigma units, with p-values, for batches of pooled features.
+
+``DriftScorer`` follows pytorch-ood's split: ``fit_features`` / ``score_features`` work on tensors, so the
+statistics are testable without a model; the monitor feeds them from forward hooks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .calibration import Calibration, CalibrationAccumulator, CalibrationConfig
+from .errors import CalibrationMismatchError, NotCalibratedError
+from .null_model import NullFit, fit_null, resample_statistic, sigma_and_pvalue
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LayerScore:
+    """Drift of one layer for one batch.
+
+    Attributes:
+        drift: sigma units, ~N(0, 1) on clean data at any batch size; NaN when activations were non-finite.
+        p_value: one-sided probability of a statistic at least this large on clean data.
+        statistic: the raw mean-shift statistic (mean ~1 on clean data).
+        nonfinite: the layer produced NaN/Inf activations in this batch.
+    """
+
+    drift: float
+    p_value: float
+    statistic: float
+    nonfinite: bool
+
+
+def mean_shift_statistic(features: torch.Tensor, mean: torch.Tensor, inv_std: torch.Tensor) -> torch.Tensor:
+    """``B/D * sum_d ((batch mean_d - mu_d) / sigma_d)^2``, computed in float64 on the features' device."""
+    batch, n_features = features.shape
+    shift = (features.to(torch.float64).mean(dim=0) - mean) * inv_std
+    return shift.square().sum() * (batch / n_features)
+
+
+class DriftScorer:
+    """Calibrated drift statistics for a fixed set of layers.
+
+    Args:
+        calibration_config: how reference statistics are gathered (used by ``fit_features``).
+        n_null_draws: resampled batches per batch size for the null fit (more: smoother tails, slower first call).
+    """
+
+    def __init__(self, calibration_config: CalibrationConfig = CalibrationConfig(), n_null_draws: int = 4000) -> None:
+        self.calibration_config = calibration_config
+        self.n_null_draws = n_null_draws
+        self.calibration: Calibration | None = None
+        self._null_cache: dict[int, list[NullFit]] = {}
+        self._device_refs: dict[tuple[str, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def is_calibrated(self) -> bool:
+        return self.calibration is not None
+
+    def fit_features(self, batches: Iterable[Mapping[str, torch.Tensor]]) -> DriftScorer:
+        """Calibrate from an iterable of ``{layer: (batch, features)}`` dicts."""
+        accumulator = CalibrationAccumulator(self.calibration_config)
+        for features in batches:
+            accumulator.update(features)
+        return self.set_calibration(accumulator.finalize())
+
+    def set_calibration(self, calibration: Calibration) -> DriftScorer:
+        """Use frozen reference statistics (fresh or loaded); clears cached null fits."""
+        self.calibration = calibration
+        self._null_cache.clear()
+        self._device_refs.clear()
+        return self
+
+    def null_fits(self, batch_size: int) -> list[NullFit]:
+        """Null moments for every layer at this batch size (computed once, then cached)."""
+        fits = self._null_cache.get(batch_size)
+        if fits is None:
+            fits = [self._fit_layer(name, batch_size) for name in self._require_calibration().names]
+            self._null_cache[batch_size] = fits
+        return fits
+
+    def _fit_layer(self, name: str, batch_size: int) -> NullFit:
+        calibration = self._require_calibration()
+        ref = calibration.layers[name]
+        if ref.holdout.shape[0] < 2:
+            raise NotCalibratedError(f"layer {name!r} has fewer than 2 held-out samples; calibrate on more data")
+        z = ((ref.holdout.double() - ref.mean.cpu()) / ref.var.cpu().sqrt()).float()
+        z_centred = z - z.mean(dim=0)
+        generator = torch.Generator().manual_seed(calibration.config.seed * 1_000_003 + batch_size)
+        draws = resample_statistic(z_centred, batch_size, self.n_null_draws, generator)
+        # the calibration mean is itself estimated from `count` samples: on average that adds B/N * (var ratio)
+        draws = draws + batch_size * float(z.var(dim=0).mean()) / ref.count
+        return fit_null(draws.numpy(), batch_size)
+
+    def statistics(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Raw statistic per layer as one float64 tensor on the features' device (no host synchronisation)."""
+        calibration = self._require_calibration()
+        if list(features) != calibration.names:
+            calibration.check_compatible({n: int(x.shape[1]) for n, x in features.items()})
+            features = {n: features[n] for n in calibration.names}
+        values = []
+        for name, x in features.items():
+            mean, inv_std = self._reference_on(name, x.device)
+            if x.shape[1] != mean.shape[0]:
+                raise CalibrationMismatchError(
+                    f"layer {name!r} has {x.shape[1]} features but was calibrated with {mean.shape[0]}"
+                )
+            values.append(mean_shift_statistic(x, mean, inv_std))
+        return torch.stack(values)
+
+    def score_features(self, features: Mapping[str, torch.Tensor]) -> dict[str, LayerScore]:
+        """Drift in sigma units and p-value for every layer of one batch."""
+        batch_size = int(next(iter(features.values())).shape[0])
+        statistic = self.statistics(features).cpu().numpy()  # the one host sync per batch
+        return self.scores_from_statistics(statistic, batch_size)
+
+    def scores_from_statistics(self, statistic: np.ndarray, batch_size: int) -> dict[str, LayerScore]:
+        """Turn raw statistics (in calibration order) into ``LayerScore``s."""
+        names = self._require_calibration().names
+        drift, p_value = sigma_and_pvalue(statistic, self.null_fits(batch_size))
+        nonfinite = ~np.isfinite(statistic)
+        for i in np.flatnonzero(nonfinite):
+            logger.warning("layer %r produced NaN/Inf activations; its drift is reported as NaN", names[i])
+        return {
+            name: LayerScore(drift=float(drift[i]), p_value=float(p_value[i]), statistic=float(statistic[i]),
+                             nonfinite=bool(nonfinite[i]))
+            for i, name in enumerate(names)
+        }
+
+    def _reference_on(self, name: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (name, device)
+        cached = self._device_refs.get(key)
+        if cached is None:
+            ref = self._require_calibration().layers[name]
+            cached = (ref.mean.to(device, torch.float64), ref.var.to(device, torch.float64).rsqrt())
+            self._device_refs[key] = cached
+        return cached
+
+    def _require_calibration(self) -> Calibration:
+        if self.calibration is None:
+            raise NotCalibratedError(
+                "no reference statistics yet: call `calibrate(loader)` (or `fit_features`) on clean data first, "
+                "or load a saved calibration with `load_calibration(path)`."
+            )
+        return self.calibration

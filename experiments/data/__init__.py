@@ -1,0 +1,36 @@
+"""Shared data floor: Fashion-MNIST loading, tensor conversion, seeded splits and corruptions."""
+
+from experiments.data.corruptions import (
+    cached_corruption,
+    corrupt_images,
+    corruption_family,
+    corruption_names,
+)
+from experiments.data.fashion_mnist import (
+    CLASSES,
+    MEAN,
+    STD,
+    DatasetUnavailableError,
+    fashion_mnist_dataset,
+    load_fashion_mnist,
+)
+from experiments.data.splits import DataSplits, make_splits
+from experiments.data.tensors import make_tensor_dataset, pad_images, to_model_input
+
+__all__ = [
+    "CLASSES",
+    "MEAN",
+    "STD",
+    "DataSplits",
+    "DatasetUnavailableError",
+    "cached_corruption",
+    "corrupt_images",
+    "corruption_family",
+    "corruption_names",
+    "fashion_mnist_dataset",
+    "load_fashion_mnist",
+    "make_splits",
+    "make_tensor_dataset",
+    "pad_images",
+    "to_model_input",
+]
