@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

@@ -18,6 +18,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="DeepDrift: layer-wise drift diagnostics for PyTorch networks.")
 
 
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
 def build_named_model(name: str, source: str, img_size: int, in_chans: int):
     """Instantiate a timm or torchvision model with random weights (nothing is downloaded)."""
     if source in ("auto", "timm"):
@@ -32,13 +37,13 @@ def build_named_model(name: str, source: str, img_size: int, in_chans: int):
             except TypeError:  # CNNs take any size and reject img_size
                 return timm.create_model(name, **kwargs)
         if source == "timm":
-            raise typer.BadParameter(f"{name!r} is not a timm model; see `timm.list_models('*{name}*')`")
+            raise _fail(f"{name!r} is not a timm model; see `timm.list_models('*{name}*')`")
     try:
         import torchvision.models as tvm
     except ImportError as exc:  # pragma: no cover
-        raise typer.BadParameter("torchvision is not installed") from exc
+        raise _fail("torchvision is not installed; pip install torchvision") from exc
     if name not in tvm.list_models():
-        raise typer.BadParameter(f"{name!r} is neither a timm nor a torchvision model name")
+        raise _fail(f"{name!r} is neither a timm nor a torchvision model name (try `timm.list_models('*...*')`)")
     return tvm.get_model(name, weights=None)
 
 
@@ -76,8 +81,7 @@ def inspect(
     try:
         header = read_header(calibration)
     except (DeepDriftError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=2) from exc
+        raise _fail(str(exc)) from exc
     if as_json:
         typer.echo(json.dumps(header, indent=2))
         return

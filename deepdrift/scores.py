@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .calibration import Calibration, CalibrationAccumulator, CalibrationConfig
-from .errors import CalibrationMismatchError, NotCalibratedError
+from .errors import NotCalibratedError
 from .null_model import NullFit, fit_null, resample_statistic, sigma_and_pvalue
 
 logger = logging.getLogger(__name__)
@@ -101,16 +101,14 @@ class DriftScorer:
     def statistics(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Raw statistic per layer as one float64 tensor on the features' device (no host synchronisation)."""
         calibration = self._require_calibration()
-        if list(features) != calibration.names:
+        if list(features) != calibration.names or any(
+            x.shape[1] != calibration.layers[n].n_features for n, x in features.items()
+        ):
             calibration.check_compatible({n: int(x.shape[1]) for n, x in features.items()})
-            features = {n: features[n] for n in calibration.names}
+            features = {n: features[n] for n in calibration.names}  # same taps, other order
         values = []
         for name, x in features.items():
             mean, inv_std = self._reference_on(name, x.device)
-            if x.shape[1] != mean.shape[0]:
-                raise CalibrationMismatchError(
-                    f"layer {name!r} has {x.shape[1]} features but was calibrated with {mean.shape[0]}"
-                )
             values.append(mean_shift_statistic(x, mean, inv_std))
         return torch.stack(values)
 

@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import torch
@@ -29,7 +31,7 @@ def test_merge_of_any_split_equals_one_pass(n, cuts, offset, seed):
     x = torch.randn(n, 3, generator=g, dtype=torch.float64) + offset
     one = RunningMoments().update(x)
     bounds = sorted({min(c, n) for c in cuts} | {0, n})
-    parts = [RunningMoments().update(x[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    parts = [RunningMoments().update(x[a:b]) for a, b in pairwise(bounds)]
     merged = RunningMoments()
     for p in parts:
         merged.merge(p)

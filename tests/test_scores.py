@@ -1,0 +1,107 @@
+"""The statistical contract on synthetic features (the model-based acceptance lives in experiments/)."""
+
+import numpy as np
+import pytest
+import torch
+
+from deepdrift import DriftScorer, NotCalibratedError
+from deepdrift.null_model import adjust_pvalues, fit_null, sigma_and_pvalue
+
+
+def _generator(seed=0, d=48, k=6):
+    g = torch.Generator().manual_seed(seed)
+    mixing = torch.randn(d, k, generator=g)
+
+    def draw(n):  # correlated, skewed, non-negative: like post-ReLU pooled features
+        return {"x": torch.relu(torch.randn(n, k, generator=g) @ mixing.T + 0.3 * torch.randn(n, d, generator=g)),
+                "y": torch.randn(n, 3, generator=g) ** 2}  # chi-square(1): skewed, few dimensions
+
+    return draw
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    draw = _generator()
+    scorer = DriftScorer().fit_features(draw(64) for _ in range(60))
+    return scorer, draw
+
+
+@pytest.mark.parametrize("batch_size", [1, 16, 128])
+def test_clean_drift_is_standard_normal_at_every_batch_size(fitted, batch_size):
+    scorer, draw = fitted
+    drift = np.array([[s.drift for s in scorer.score_features(draw(batch_size)).values()] for _ in range(600)])
+    assert np.all(np.abs(drift.mean(0)) < 0.3), drift.mean(0)
+    assert np.all((drift.std(0) > 0.75) & (drift.std(0) < 1.3)), drift.std(0)
+    assert np.all((drift > 3.0).mean(0) <= 0.01)
+
+
+def test_a_mean_shift_scores_far_above_three(fitted):
+    scorer, draw = fitted
+    feats = draw(16)
+    feats["x"] = feats["x"] + 0.5 * feats["x"].std()
+    assert scorer.score_features(feats)["x"].drift > 5
+
+
+def test_drift_is_finite_and_monotone_for_extreme_shifts(fitted):
+    scorer, draw = fitted
+    base = draw(16)
+    drifts = []
+    for shift in [0.0, 1.0, 10.0, 1e3, 1e5]:
+        feats = dict(base, x=base["x"] + shift)
+        drifts.append(scorer.score_features(feats)["x"].drift)
+    assert np.all(np.isfinite(drifts)) and np.all(np.diff(drifts) > 0)
+
+
+def test_nonfinite_activations_are_flagged_not_hidden(fitted, caplog):
+    scorer, draw = fitted
+    feats = draw(4)
+    feats["y"][0, 0] = float("inf")
+    scores = scorer.score_features(feats)
+    assert scores["y"].nonfinite and np.isnan(scores["y"].drift) and np.isnan(scores["y"].p_value)
+    assert not scores["x"].nonfinite and np.isfinite(scores["x"].drift)
+    assert "NaN/Inf" in caplog.text
+
+
+def test_uncalibrated_scorer_says_how_to_fix():
+    with pytest.raises(NotCalibratedError, match="calibrate"):
+        DriftScorer().score_features({"x": torch.zeros(2, 3)})
+
+
+def test_null_resampling_variance_matches_the_analytic_formula(fitted):
+    """Var(s_B) = Var(s_1)/B + 2(B-1)/B * E[c^2], c = z_i.z_j / D for independent i != j."""
+    scorer, _ = fitted
+    ref = scorer.calibration.layers["x"]
+    z = ((ref.holdout.double() - ref.mean) / ref.var.sqrt())
+    z = z - z.mean(0)
+    d = z.shape[1]
+    single = (z**2).sum(1) / d
+    gram = (z @ z.T) / d
+    off = gram[~torch.eye(len(z), dtype=torch.bool)]
+    for batch in (4, 32):
+        expected = float(single.var()) / batch + 2 * (batch - 1) / batch * float((off**2).mean())
+        measured = scorer.null_fits(batch)[0].std ** 2
+        assert measured == pytest.approx(expected, rel=0.15)
+
+
+def test_pearson_tail_matches_a_chi_square_law():
+    rng = np.random.default_rng(0)
+    draws = rng.chisquare(5, 20000) / 5
+    fit = fit_null(draws, batch_size=1)
+    from scipy import stats
+
+    for q in (0.9, 0.99, 0.999):
+        s = stats.chi2.ppf(q, 5) / 5
+        drift, p = sigma_and_pvalue(np.array([s]), [fit])
+        assert p[0] == pytest.approx(1 - q, rel=0.2)
+        assert drift[0] == pytest.approx(stats.norm.ppf(q), abs=0.15)
+
+
+def test_holm_and_bh_adjustments():
+    p = np.array([0.01, 0.04, 0.03, 0.005, np.nan])
+    holm = adjust_pvalues(p, "holm")
+    np.testing.assert_allclose(holm[:4], [0.03, 0.06, 0.06, 0.02])
+    assert np.isnan(holm[4])
+    bh = adjust_pvalues(p, "bh")
+    np.testing.assert_allclose(bh[:4], [0.02, 0.04, 0.04, 0.02])
+    with pytest.raises(ValueError, match="holm"):
+        adjust_pvalues(p, "bonferonni")
