@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 export MPLBACKEND := Agg
 
-.PHONY: test env data lint paper-figures clean-venv
+.PHONY: test env data lint paper-figures paper-figures-test clean-venv
 
 test: env data
 	$(PY) -m pytest -q
@@ -35,3 +35,11 @@ data:
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The README's main command: regenerate every paper figure and table on the default config (re-running is a no-op).
+paper-figures: env data
+	$(VENV)/bin/snakemake -s workflow/Snakefile --profile workflow/profiles/local-cpu
+
+# The same on the CI-sized config (seconds to minutes), written under results/test/.
+paper-figures-test: env data
+	$(VENV)/bin/snakemake -s workflow/Snakefile --profile workflow/profiles/local-cpu --config config_set=test

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -129,7 +130,7 @@ def _validate(
 
 @functools.lru_cache(maxsize=4)
 def _load(split: str, root: Path, download: bool) -> tuple[np.ndarray, np.ndarray]:
-    attempts: list[tuple[str, object]] = [
+    attempts: list[tuple[str, Callable[[], tuple[np.ndarray, np.ndarray]]]] = [
         (f"Debian package files in {DEBIAN_DIR}", lambda: _from_folder(DEBIAN_DIR, split)),
         (f"IDX files in the cache folder {root}", lambda: _from_cache(root, split)),
     ]

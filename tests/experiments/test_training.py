@@ -76,7 +76,8 @@ def test_resume_matches_uninterrupted_run(tiny: TensorDataset, tmp_path: Path) -
 def test_resume_with_other_config_says_how_to_fix(tiny: TensorDataset, tmp_path: Path) -> None:
     ckpt = tmp_path / "ckpt.pt"
     train_classifier(_model(), tiny, TrainConfig(steps=2, batch_size=16), ckpt)
-    train_classifier(_model(), tiny, TrainConfig(steps=2, batch_size=16, log_every=1), ckpt)  # bookkeeping only
+    bookkeeping_only = TrainConfig(steps=2, batch_size=16, log_every=1)
+    train_classifier(_model(), tiny, bookkeeping_only, ckpt)
     with pytest.raises(ValueError, match="delete the checkpoint"):
         train_classifier(_model(), tiny, TrainConfig(steps=2, batch_size=16, lr=0.1), ckpt)
 

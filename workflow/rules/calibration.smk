@@ -1,0 +1,23 @@
+# Library-level checks: the sigma contract on real data (QQ-plot, false alarms), stream quietness, overhead.
+
+_CAL = config["calibration"]
+
+
+rule calibration_contract:
+    input:
+        weights=expand(results("models", "{model}.safetensors"), model=_CAL["models"]),
+    output:
+        drift=results("calibration", "contract_drift.csv"),
+        figure=figure_outputs("calibration_qq"),
+        table=table_outputs("calibration_contract"),
+        noise=table_outputs("calibration_noise"),
+    benchmark:
+        results("benchmarks", "calibration_contract.tsv")
+    log:
+        results("logs", "calibration_contract.log"),
+    threads: config["threads"]
+    script:
+        "../scripts/calibration_contract.py"
+
+
+ALL_TARGETS += rules.calibration_contract.output
