@@ -21,3 +21,20 @@ rule calibration_contract:
 
 
 ALL_TARGETS += rules.calibration_contract.output
+
+
+rule overhead:
+    input:
+        weights=expand(results("models", "{model}.safetensors"), model=_CAL["overhead"]["models"]),
+    output:
+        table=table_outputs("overhead"),
+    benchmark:
+        results("benchmarks", "overhead.tsv")
+    log:
+        results("logs", "overhead.log"),
+    threads: config["threads"]
+    script:
+        "../scripts/overhead.py"
+
+
+ALL_TARGETS += rules.overhead.output
