@@ -13,9 +13,11 @@ we take the ITU-R BT.601 luma, which equals every channel for the purely spatial
 coloured overlays (frost, spatter, saturate) as brightness. Consequence: ``saturate`` is the identity on grey
 images at severities 1-3 (grey pixels have no saturation to scale) and only darkens them at 4-5.
 
-Measured cost on one CPU core, 32x32 images: about 19 ms per image for all 19 corruptions together
-(frost ~6 ms, zoom_blur ~3.5 ms, the rest 0.1-1.5 ms each); the first ``glass_blur`` call in a process
-spends ~4 s compiling its numba kernel.
+Measured cost on one CPU core, 32x32 images: 19-33 ms per image for all 19 corruptions at one severity
+(frost 6-15 ms, as it reads and resizes a large texture file on every call; zoom_blur 3-4 ms; the rest
+0.2-2.7 ms each), so all 19 x 5 severities of the 10k test images take about half an hour: use
+:func:`cached_corruption`. The first ``glass_blur`` call in a process spends ~4 s compiling its numba kernel,
+and severity 3 compiles it once more (its parameter tuple is all-int).
 """
 
 from __future__ import annotations
@@ -112,14 +114,8 @@ def corrupt_images(
         raise ValueError(f"severity must be an integer in 1..5, got {severity!r}")
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}")
-    if (
-        images.dtype != np.uint8
-        or images.ndim not in (3, 4)
-        or (images.ndim == 4 and images.shape[3] not in (1, 3))
-    ):
-        raise ValueError(
-            f"expected uint8 images [N, H, W] or [N, H, W, 1|3], got {images.dtype} {images.shape}"
-        )
+    if images.dtype != np.uint8 or images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3)):
+        raise ValueError(f"expected uint8 images [N, H, W] or [N, H, W, 1|3], got {images.dtype} {images.shape}")
     if min(images.shape[1:3]) < 32:
         raise ValueError(
             f"images are {images.shape[1]}x{images.shape[2]} but the corruptions need at least 32x32; "

@@ -110,14 +110,11 @@ def _from_huggingface(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     raise RuntimeError("; ".join(errors))
 
 
-def _validate(
-    images: np.ndarray, labels: np.ndarray, split: str, source: str
-) -> tuple[np.ndarray, np.ndarray]:
+def _validate(images: np.ndarray, labels: np.ndarray, split: str, source: str) -> tuple[np.ndarray, np.ndarray]:
     n = SPLIT_SIZES[split]
     if images.shape != (n, 28, 28) or labels.shape != (n,):
         raise IdxFormatError(
-            f"{source} gave images {images.shape} and labels {labels.shape}; "
-            f"expected ({n}, 28, 28) and ({n},)"
+            f"{source} gave images {images.shape} and labels {labels.shape}; expected ({n}, 28, 28) and ({n},)"
         )
     images = np.ascontiguousarray(images, dtype=np.uint8)
     labels = np.ascontiguousarray(labels, dtype=np.int64)

@@ -46,9 +46,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     except (OSError, EOFError) as err:  # gzip raises BadGzipFile (an OSError) or EOFError on truncation
         raise IdxFormatError(f"cannot read {path}: {err}. Delete it and fetch it again.") from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
-        raise IdxFormatError(
-            f"{path} is not an IDX file (bad magic {raw[:4].hex()}). Delete it and fetch it again."
-        )
+        raise IdxFormatError(f"{path} is not an IDX file (bad magic {raw[:4].hex()}). Delete it and fetch it again.")
     dtype, ndim = _DTYPES[raw[2]], raw[3]
     header_end = 4 + 4 * ndim
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
@@ -68,9 +66,7 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
     arr = np.asarray(array)
     big = arr.dtype.newbyteorder(">") if arr.dtype.itemsize > 1 else arr.dtype
     if big not in _CODES:
-        raise ValueError(
-            f"IDX cannot store dtype {arr.dtype}; use one of uint8, int8, int16, int32, float32, float64"
-        )
+        raise ValueError(f"IDX cannot store dtype {arr.dtype}; use one of uint8, int8, int16, int32, float32, float64")
     header = bytes([0, 0, _CODES[big], arr.ndim]) + np.asarray(arr.shape, dtype=">u4").tobytes()
     with _open(path, "wb") as fh:
         fh.write(header + arr.astype(big, copy=False).tobytes(order="C"))

@@ -41,9 +41,7 @@ def to_model_input(
         mean, std: Scalar normalisation constants in [0, 1] pixel units.
     """
     if images.dtype != np.uint8 or images.ndim not in (3, 4):
-        raise ValueError(
-            f"expected uint8 images [N, H, W] or [N, H, W, C], got {images.dtype} {images.shape}"
-        )
+        raise ValueError(f"expected uint8 images [N, H, W] or [N, H, W, C], got {images.dtype} {images.shape}")
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     if max(images.shape[1:3]) <= size:

@@ -88,8 +88,7 @@ def _timm_model(name: str, num_classes: int, in_chans: int, img_size: int) -> nn
         close = difflib.get_close_matches(name, choices, n=5, cutoff=0.6)
         hint = f" Close matches: {', '.join(close)}." if close else ""
         raise ValueError(
-            f"unknown model {name!r}.{hint} Use one of {sorted(CUSTOM_MODELS)} "
-            "or any name in timm.list_models()."
+            f"unknown model {name!r}.{hint} Use one of {sorted(CUSTOM_MODELS)} or any name in timm.list_models()."
         )
     kwargs = {"pretrained": False, "num_classes": num_classes, "in_chans": in_chans}
     try:
@@ -128,11 +127,7 @@ def build_model(name: str, num_classes: int = 10, in_chans: int = 1, img_size: i
             f"need in_chans >= 1, num_classes >= 1, img_size >= 8; got {in_chans}, {num_classes}, {img_size}"
         )
     builder = CUSTOM_MODELS.get(name)
-    model = (
-        builder(num_classes, in_chans, img_size)
-        if builder
-        else _timm_model(name, num_classes, in_chans, img_size)
-    )
+    model = builder(num_classes, in_chans, img_size) if builder else _timm_model(name, num_classes, in_chans, img_size)
     n_params = sum(p.numel() for p in model.parameters())
     logger.info(
         "built %s: %.2fM parameters, %d classes, %dx%dx%d input",

@@ -19,9 +19,7 @@ def small_cnn(num_classes: int = 10, in_chans: int = 1, img_size: int = 32) -> n
     activations must cope with tensors that a later module overwrites.
     """
     if img_size % 8:
-        raise ValueError(
-            f"small_cnn halves the image three times; img_size must be a multiple of 8, got {img_size}"
-        )
+        raise ValueError(f"small_cnn halves the image three times; img_size must be a multiple of 8, got {img_size}")
     widths = (in_chans, 32, 64, 128)
     layers: list[nn.Module] = []
     for c_in, c_out in itertools.pairwise(widths):
@@ -47,9 +45,7 @@ class BasicBlock(nn.Module):
         self.act2 = nn.ReLU(inplace=True)
         self.downsample: nn.Module = nn.Identity()
         if stride != 1 or c_in != c_out:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
-            )
+            self.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act1(self.bn1(self.conv1(x)))

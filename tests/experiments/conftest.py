@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
+import torch
 
 from experiments.data import load_fashion_mnist, pad_images
 
@@ -18,3 +21,18 @@ def fmnist_test() -> tuple[np.ndarray, np.ndarray]:
 def images32(fmnist_test: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Three real test images zero-padded to 32x32 (the smallest size the corruptions accept)."""
     return pad_images(fmnist_test[0][:3], 32)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Run each test on one intra-op thread, restoring the setting afterwards.
+
+    On a shared 2-core machine two spinning OpenMP threads competing with another process made the
+    training tests 5-10x slower than one thread.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

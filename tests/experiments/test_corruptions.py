@@ -71,9 +71,7 @@ def test_rejects_bad_inputs_with_a_hint(images32: np.ndarray) -> None:
 def test_non_finite_output_keeps_clean_pixels(images32: np.ndarray, monkeypatch) -> None:
     import imagecorruptions
 
-    monkeypatch.setitem(
-        imagecorruptions.corruption_dict, "spatter", lambda x, severity: np.full((32, 32, 3), np.nan)
-    )
+    monkeypatch.setitem(imagecorruptions.corruption_dict, "spatter", lambda x, severity: np.full((32, 32, 3), np.nan))
     np.testing.assert_array_equal(C.corrupt_images(images32, "spatter", 1), images32)
 
 

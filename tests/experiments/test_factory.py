@@ -30,8 +30,12 @@ def test_feature_info_names_real_modules(name: str) -> None:
 
 def test_small_inputs_keep_spatial_resolution() -> None:
     model = build_model("resnet18").eval()
-    seen = {}
-    model.layer4.register_forward_hook(lambda m, i, o: seen.setdefault("shape", o.shape))
+    seen: dict[str, torch.Size] = {}
+
+    def record(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        seen["shape"] = output.shape
+
+    model.layer4.register_forward_hook(record)
     with torch.no_grad():
         model(torch.randn(1, 1, 32, 32))
     assert seen["shape"][-2:] == (4, 4)  # 3x3/1 stem, no max-pool: reduction 8 by layer4
