@@ -8,7 +8,8 @@ output (``last_output``), removes its hooks after every call, and reports drift 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -120,9 +121,10 @@ class DeepDriftMonitor:
         self._check_open()
         accumulator = CalibrationAccumulator(self.scorer.calibration_config)
         total = _length(loader)
-        total = min(total, max_batches) if total is not None and max_batches is not None else total or max_batches
+        if max_batches is not None:
+            total = max_batches if total is None else min(total, max_batches)
         batches = islice(loader, max_batches) if max_batches is not None else loader
-        with _evaluation_mode(self.model), torch.no_grad():
+        with evaluation_mode(self.model), torch.no_grad():
             for batch in tqdm(batches, total=total, desc="calibrating", unit="batch",
                               disable=None if progress is None else not progress):
                 _, features = self._taps.run(lambda b=batch: call_model(self.model, b, self.forward_fn))
@@ -242,17 +244,13 @@ def _length(loader: Iterable[Any]) -> int | None:
         return None
 
 
-class _evaluation_mode:
+@contextmanager
+def evaluation_mode(model: nn.Module) -> Iterator[None]:
     """Put a model in eval mode and restore every submodule's own train/eval flag afterwards."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-        self.modes: dict[nn.Module, bool] = {}
-
-    def __enter__(self) -> None:
-        self.modes = {m: m.training for m in self.model.modules()}
-        self.model.eval()
-
-    def __exit__(self, *exc_info: object) -> None:
-        for module, mode in self.modes.items():
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, mode in modes.items():
             module.training = mode

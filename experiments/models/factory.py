@@ -70,12 +70,30 @@ def _vit_tiny(num_classes: int, in_chans: int, img_size: int) -> nn.Module:
     )
 
 
+def _vit_mini(num_classes: int, in_chans: int, img_size: int) -> nn.Module:
+    """A 6-block, 128-wide timm ViT with 4x4 patches: trains in minutes on a CPU, still a real ViT."""
+    import timm
+
+    return timm.create_model(
+        "vit_tiny_patch16_224",
+        pretrained=False,
+        num_classes=num_classes,
+        in_chans=in_chans,
+        img_size=img_size,
+        patch_size=4 if img_size <= SMALL_INPUT_MAX else 16,
+        embed_dim=128,
+        depth=6,
+        num_heads=4,
+    )
+
+
 CUSTOM_MODELS: dict[str, Callable[[int, int, int], nn.Module]] = {
     "small_cnn": lambda nc, ic, size: small_cnn(nc, ic, size),
     "resnet20": lambda nc, ic, size: CifarResNet(20, nc, ic),
     "resnet18": _timm_resnet18,
     "tv_resnet18": _tv_resnet18,
     "vit_tiny": _vit_tiny,
+    "vit_mini": _vit_mini,
 }
 """Names with a recipe of their own; ``resnet18`` and ``vit_tiny`` are timm models adapted to small images."""
 
