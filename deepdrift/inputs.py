@@ -6,6 +6,7 @@ diffusers style ``{'sample': ..., 'timestep': ...}``). Labels are never passed t
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -38,14 +39,22 @@ def to_device(obj: Any, device: torch.device) -> Any:
     return obj
 
 
-def _accepts_keywords(model: nn.Module, keys: Sequence[str]) -> bool:
+@functools.lru_cache(maxsize=64)
+def _forward_parameters(model_type: type) -> tuple[frozenset[str], bool] | None:
+    """Names ``forward`` accepts and whether it takes ``**kwargs`` (cached: ``step`` runs per batch)."""
     try:
-        params = inspect.signature(model.forward).parameters
+        params = inspect.signature(model_type.forward).parameters
     except (TypeError, ValueError):
+        return None
+    return frozenset(params), any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def _accepts_keywords(model: nn.Module, keys: Sequence[str]) -> bool:
+    found = _forward_parameters(type(model))
+    if found is None:
         return False
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return True
-    return all(k in params for k in keys)
+    names, takes_any = found
+    return takes_any or all(k in names for k in keys)
 
 
 def call_model(model: nn.Module, batch: Any, forward_fn: ForwardFn | None = None) -> Any:
