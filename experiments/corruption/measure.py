@@ -1,0 +1,123 @@
+"""Per-model measurements: accuracy and batch scores of every detector on clean and corrupted pools.
+
+One forward pass per pool (:func:`experiments.baselines.extract_features`) feeds DeepDrift's taps and every
+baseline. DeepDrift is fitted once per model; its per-tap drift is stored for every batch, and the combined
+scores (``deepdrift_max``, ``deepdrift_stouffer``) are derived from those, with the same rules the registry's
+detectors use. The same batch indices are used for every corruption and severity (common random numbers), and
+clean batches come from the same images uncorrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from deepdrift import LayerTaps
+from experiments.baselines import (
+    BatchDetector,
+    DeepDriftDetector,
+    FeatureSet,
+    combine_drift,
+    extract_features,
+    make_detectors,
+)
+from experiments.corruption.config import CorruptionConfig
+from experiments.corruption.detection import draw_batches
+
+logger = logging.getLogger(__name__)
+
+DEEPDRIFT_PREFIX = "deepdrift_"
+TAP_PREFIX = "tap:"
+
+
+def tap_table(taps: LayerTaps) -> pd.DataFrame:
+    """Name, label, relative depth and zone of each tap, in depth order."""
+    return pd.DataFrame([{"tap": t.name, "label": t.label, "depth": t.depth, "zone": t.zone} for t in taps.taps])
+
+
+def fit_detectors(model: nn.Module, calib: FeatureSet, cfg: CorruptionConfig,
+                  ) -> tuple[DeepDriftDetector, dict[str, BatchDetector]]:
+    """DeepDrift (one scorer for every combine rule) and the peers' detectors, all fitted on ``calib``."""
+    deepdrift = DeepDriftDetector(model, **dict(cfg.method_options.get("deepdrift", {}))).fit(calib)
+    peers = [m for m in cfg.methods if not m.startswith(DEEPDRIFT_PREFIX)]
+    options = {k: v for k, v in cfg.method_options.items() if k in peers}
+    detectors = make_detectors(peers, model, options)
+    for name, detector in detectors.items():
+        start = time.perf_counter()
+        detector.fit(calib)
+        logger.info("fitted %s in %.1f s", name, time.perf_counter() - start)
+    return deepdrift, detectors
+
+
+def score_pool(pool: FeatureSet, batches: Mapping[int, np.ndarray], deepdrift: DeepDriftDetector,
+               detectors: Mapping[str, BatchDetector], cfg: CorruptionConfig) -> pd.DataFrame:
+    """One row per batch: batch size, index, every method's score and every tap's drift."""
+    frames = []
+    for batch_size, index in batches.items():
+        drift = deepdrift.layer_drifts(pool, index)
+        columns: dict[str, Any] = {"batch_size": batch_size, "batch": np.arange(len(index))}
+        for method in cfg.methods:
+            if method.startswith(DEEPDRIFT_PREFIX):
+                columns[method] = combine_drift(drift, method.removeprefix(DEEPDRIFT_PREFIX))
+            else:
+                columns[method] = detectors[method].batch_scores(pool, index)
+        for k, name in enumerate(deepdrift.tap_names):
+            columns[TAP_PREFIX + name] = drift[:, k]
+        frames.append(pd.DataFrame(columns))
+    return pd.concat(frames, ignore_index=True)
+
+
+def accuracy(pool: FeatureSet) -> float:
+    """Top-1 accuracy of the stored logits against the stored labels."""
+    return float((pool.logits.argmax(1) == pool.labels).double().mean())
+
+
+def measure_model(model: nn.Module, to_input: Any, calib: tuple[np.ndarray, np.ndarray],
+                  clean: tuple[np.ndarray, np.ndarray], corrupted: list[tuple[dict[str, Any], np.ndarray]],
+                  cfg: CorruptionConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Scores and accuracies of one model on the clean pool and every corrupted pool.
+
+    Args:
+        model: trained classifier in eval mode.
+        to_input: ``to_input(uint8 images) -> model input tensor`` (the training normalisation).
+        calib: calibration images and labels (fit DeepDrift and the baselines).
+        clean: the held-out pool, uncorrupted (images, labels).
+        corrupted: ``(manifest entry, uint8 images)`` per corruption and severity, same images as ``clean``.
+        cfg: the study's settings.
+
+    Returns:
+        ``(scores, accuracy, taps)`` frames (see :func:`score_pool` and :func:`tap_table`).
+    """
+    taps = LayerTaps(model)
+    bs = cfg.forward_batch_size
+    calib_features = extract_features(model, to_input(calib[0]), calib[1], taps, bs, desc="calibration")
+    deepdrift, detectors = fit_detectors(model, calib_features, cfg)
+    labels = torch.tensor(np.asarray(clean[1]), dtype=torch.long)
+    clean_pool = extract_features(model, to_input(clean[0]), labels, taps, bs, desc="clean")
+    rng_clean = np.random.default_rng([cfg.seed, 1])
+    clean_batches = {b: draw_batches(len(clean_pool), b, cfg.n_clean_batches, rng_clean) for b in cfg.batch_sizes}
+    rng_shift = np.random.default_rng([cfg.seed, 2])
+    shift_batches = {b: draw_batches(len(clean_pool), b, cfg.n_batches, rng_shift) for b in cfg.batch_sizes}
+    scores = [score_pool(clean_pool, clean_batches, deepdrift, detectors, cfg).assign(
+        corruption="clean", family="clean", severity=0)]
+    acc = [{"corruption": "clean", "family": "clean", "severity": 0, "accuracy": accuracy(clean_pool),
+            "n_images": len(clean_pool)}]
+    for entry, images in corrupted:
+        start = time.perf_counter()
+        pool = extract_features(model, to_input(images), labels, taps, bs, desc=entry["corruption"])
+        meta = {"corruption": entry["corruption"], "family": entry["family"], "severity": entry["severity"]}
+        scores.append(score_pool(pool, shift_batches, deepdrift, detectors, cfg).assign(**meta))
+        acc.append({**meta, "accuracy": accuracy(pool), "n_images": len(pool)})
+        logger.info("%s s%d: accuracy %.3f (%.1f s)", entry["corruption"], entry["severity"], acc[-1]["accuracy"],
+                    time.perf_counter() - start)
+    front = ["corruption", "family", "severity", "batch_size", "batch"]
+    frame = pd.concat(scores, ignore_index=True)
+    frame = frame[front + [c for c in frame.columns if c not in front]]
+    return frame, pd.DataFrame(acc), tap_table(taps)
