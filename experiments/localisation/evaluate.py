@@ -1,0 +1,181 @@
+"""Score faulted models with the doctor, batch by batch, against the known location of the fault.
+
+Expected failure modes (the mapping the doctor is judged against; it follows the doctor's own rules, since the
+doctor cannot tell *why* a zone's features changed, only *where* they first changed):
+
+* input/sensor faults -> ``SENSOR_FAILURE`` (onset at the first tap);
+* internal faults -> by the zone of the ground-truth onset tap: UV -> ``SENSOR_FAILURE`` (a fault in the first
+  layers is indistinguishable from a changed input), Mid -> ``SPURIOUS_CORRELATION``, Deep/IR ->
+  ``GEOMETRIC_COLLAPSE``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from deepdrift import DoctorConfig, DriftScorer, FailureMode, Tap, diagnose_drift
+from experiments.localisation.faults import fault_seed, input_fault, internal_fault
+from experiments.localisation.features import FeatureSet, extract_features, torch_threads
+from experiments.localisation.sites import FaultSite, pre_onset_change
+
+logger = logging.getLogger(__name__)
+
+EXPECTED_BY_ZONE = {
+    "UV": FailureMode.SENSOR_FAILURE,
+    "Mid": FailureMode.SPURIOUS_CORRELATION,
+    "Deep": FailureMode.GEOMETRIC_COLLAPSE,
+    "IR": FailureMode.GEOMETRIC_COLLAPSE,
+}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected fault. ``site`` is None for input faults (onset: the first tap)."""
+
+    kind: str  # "input", "internal" or "none" (the clean model, for the false-diagnosis rate)
+    family: str
+    strength: float
+    site: FaultSite | None = None
+
+    @property
+    def module(self) -> str:
+        return self.site.module if self.site is not None else ("input" if self.kind == "input" else "-")
+
+    @property
+    def onset(self) -> int | None:
+        if self.kind == "none":
+            return None
+        return self.site.onset if self.site is not None else 0
+
+    @property
+    def fault_id(self) -> str:
+        return f"{self.kind}:{self.family}@{self.module}:{self.strength:g}"
+
+
+def expected_mode(fault: Fault, taps: Sequence[Tap]) -> FailureMode:
+    """The failure mode a correct doctor names for ``fault`` (see the module docstring)."""
+    if fault.kind == "none":
+        return FailureMode.STABLE
+    if fault.kind == "input":
+        return FailureMode.SENSOR_FAILURE
+    return EXPECTED_BY_ZONE[taps[fault.onset].zone]
+
+
+def faulted_features(
+    model: nn.Module,
+    fault: Fault,
+    images: torch.Tensor,
+    taps: Sequence[Tap],
+    mean: float,
+    std: float,
+    probe: torch.Tensor,
+) -> FeatureSet:
+    """Features and logits of the faulted model (the clean model itself is never modified)."""
+    names = [t.name for t in taps]
+    seed = fault_seed(fault.fault_id)
+    if fault.kind == "input":
+        return extract_features(model, names, input_fault(fault.family, fault.strength, mean, std, seed)(images))
+    if fault.kind == "internal":
+        broken = internal_fault(model, fault.module, fault.family, fault.strength, seed, probe=probe)
+        return extract_features(broken, names, images)
+    return extract_features(model, names, images)
+
+
+def diagnose_batches(
+    scorer: DriftScorer,
+    taps: Sequence[Tap],
+    feats: FeatureSet,
+    batch_size: int,
+    n_batches: int,
+    doctor: DoctorConfig = DoctorConfig(),
+) -> list[dict]:
+    """Doctor's verdict on consecutive batches of the (pre-shuffled) images."""
+    rows = []
+    for b in range(min(n_batches, len(feats) // batch_size)):
+        scores = scorer.score_features(feats.take(np.arange(b * batch_size, (b + 1) * batch_size)))
+        profile = {
+            t.name: {"drift": s.drift, "p_value": s.p_value, "depth": t.depth, "zone": t.zone}
+            for t, s in zip(taps, scores.values(), strict=True)
+        }
+        diagnosis = diagnose_drift(profile, doctor)
+        rows.append(
+            {
+                "batch_size": batch_size,
+                "batch": b,
+                "mode": diagnosis.mode.value,
+                "onset_pred": -1 if diagnosis.onset_index is None else diagnosis.onset_index,
+                "profile": ";".join(f"{s.drift:.3f}" for s in scores.values()),
+            "p_values": ";".join(f"{s.p_value:.4g}" for s in scores.values()),
+            }
+        )
+    return rows
+
+
+def evaluate_faults(
+    model: nn.Module,
+    model_key: str,
+    faults: Sequence[Fault],
+    scorer: DriftScorer,
+    taps: Sequence[Tap],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch_sizes: Sequence[int],
+    n_batches: Sequence[int],
+    mean: float,
+    std: float,
+    probe: torch.Tensor,
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Run every fault; return per-batch verdicts, per-fault facts, and each faulted model's predictions."""
+    logging.getLogger("deepdrift.scores").setLevel(logging.ERROR)  # bit flips: one NaN warning per tap and batch
+    clean = extract_features(model, [t.name for t in taps], images)
+    clean_pred = clean.logits.argmax(dim=1)
+    clean_acc = float((clean_pred == labels).float().mean())
+    batch_rows, fault_rows, predictions = [], [], []
+    for fault in tqdm(faults, desc=f"faults {model_key}", disable=None, leave=False):
+        feats = faulted_features(model, fault, images, taps, mean, std, probe)
+        pred = feats.logits.argmax(dim=1)
+        predictions.append(pred.numpy().astype(np.int16))
+        onset = fault.onset
+        expected = expected_mode(fault, taps)
+        fault_rows.append(
+            {
+                "model": model_key,
+                "fault_id": fault.fault_id,
+                "kind": fault.kind,
+                "family": fault.family,
+                "module": fault.module,
+                "strength": fault.strength,
+                "onset_true": -1 if onset is None else onset,
+                "onset_zone": "-" if onset is None else taps[onset].zone,
+                "expected_mode": expected.value,
+                "clean_accuracy": clean_acc,
+                "accuracy": float((pred == labels).float().mean()),
+                "agreement": float((pred == clean_pred).float().mean()),
+                "pre_onset_max_change": pre_onset_change(clean, feats, onset) if onset else 0.0,
+            }
+        )
+        with torch_threads(1):
+            for batch_size, n in zip(batch_sizes, n_batches, strict=True):
+                for row in diagnose_batches(scorer, taps, feats, batch_size, n):
+                    batch_rows.append({"model": model_key, "fault_id": fault.fault_id, **row})
+    faults_df = pd.DataFrame(fault_rows)
+    faults_df["accuracy_drop"] = 100.0 * (faults_df["clean_accuracy"] - faults_df["accuracy"])
+    return pd.DataFrame(batch_rows), faults_df, np.stack(predictions)
+
+
+def score_batches(batches: pd.DataFrame, faults: pd.DataFrame) -> pd.DataFrame:
+    """Join verdicts with the truth: detected, exact / within-one onset, and mode correctness per batch."""
+    df = batches.merge(faults, on=["model", "fault_id"], how="left", validate="many_to_one")
+    df["detected"] = df["mode"] != FailureMode.STABLE.value
+    df["onset_exact"] = df["detected"] & (df["onset_pred"] == df["onset_true"])
+    df["onset_within1"] = df["detected"] & ((df["onset_pred"] - df["onset_true"]).abs() <= 1)
+    df["mode_correct"] = df["mode"] == df["expected_mode"]
+    return df

@@ -1,0 +1,30 @@
+# Fault-localisation benchmark: faults injected at known modules; does the doctor find where and how it broke?
+
+_FAULTS = config["faults"]
+
+
+rule fault_localisation:
+    input:
+        weights=expand(results("models", "{model}.safetensors"), model=_FAULTS["models"]),
+    output:
+        batches=results("faults", "verdicts.csv"),
+        outputs=results("faults", "faulted_outputs.npz"),
+        accuracy=table_outputs("faults_accuracy"),
+        modes=table_outputs("faults_modes"),
+        faults=table_outputs("faults_list"),
+        corruption_modes=table_outputs("faults_corruption_modes"),
+        rule_variant=table_outputs("faults_rule_variant"),
+        confusion=figure_outputs("faults_confusion"),
+        detection=figure_outputs("faults_detection"),
+    params:
+        cache_dir=results("cache", "corruptions"),
+    benchmark:
+        results("benchmarks", "fault_localisation.tsv")
+    log:
+        results("logs", "fault_localisation.log"),
+    threads: config["threads"]
+    script:
+        "../scripts/fault_localisation.py"
+
+
+ALL_TARGETS += rules.fault_localisation.output

@@ -1,0 +1,29 @@
+"""Thin adapter: the fault-localisation benchmark on the configured trained models."""
+
+from pathlib import Path
+
+from _common import setup
+
+from experiments.localisation.run import localisation_benchmark
+
+setup(snakemake)  # noqa: F821
+cfg = snakemake.config  # noqa: F821
+out = snakemake.output  # noqa: F821
+models = cfg["faults"]["models"]
+
+
+def stem(files):
+    return Path(files[0]).with_suffix("")
+
+
+localisation_benchmark(
+    model_cfgs=cfg["models"],
+    weights=dict(zip(models, snakemake.input.weights, strict=True)),  # noqa: F821
+    data_cfg=cfg["data"],
+    study_cfg=cfg["faults"],
+    out_batches=out.batches,
+    out_outputs=out.outputs,
+    stems={name: stem(out[name]) for name in ("accuracy", "modes", "faults", "corruption_modes", "rule_variant",
+                                              "confusion", "detection")},
+    cache_dir=snakemake.params.cache_dir,  # noqa: F821
+)
