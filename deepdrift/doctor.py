@@ -7,8 +7,11 @@ Rules (all on relative depth and significance, never on list positions):
    clean data, so this controls the chance of a false diagnosis on a clean batch at ``alpha``.
 2. The *onset* is the first significant tap in depth order: every earlier tap looks clean, so the representation
    broke between the previous tap and this one ("where it broke").
-3. GLOBAL_COLLAPSE: every tap is significant and the profile is flat (its weakest tap still carries at least
-   ``flat_ratio`` of the strongest): the whole network is off its reference, not one part of it.
+3. GLOBAL_COLLAPSE: every tap is significant, the profile is flat (its weakest tap still carries at least
+   ``flat_ratio`` of the strongest) and it does not decay towards the output (the last tap drifts at least as much
+   as the first): the whole network is off its reference, not one part of it. A profile that decays from the
+   input side is an input change the network partly absorbs, so rule 4 decides. (The decay condition was added
+   after the fault-localisation benchmark: input faults were called global in 27% of batches without it.)
 4. Onset in the input-side zone (UV):
    - GEOMETRIC_COLLAPSE ("avalanche") when drift keeps growing with depth, ending at least ``avalanche_ratio``
      times the onset's drift at the output side (a small input change amplified by the network);
@@ -113,7 +116,8 @@ def diagnose_drift(profile: Sequence[float] | Mapping[str, Mapping[str, Any]],
 def _classify(drift: np.ndarray, significant: np.ndarray, zones: list[str], onset: int,
               config: DoctorConfig) -> FailureMode:
     strongest = float(np.max(drift))
-    if significant.all() and (drift.size == 1 or float(np.min(drift)) >= config.flat_ratio * strongest):
+    flat = float(np.min(drift)) >= config.flat_ratio * strongest
+    if significant.all() and (drift.size == 1 or (flat and drift[-1] >= drift[0])):
         return FailureMode.GLOBAL_COLLAPSE
     zone = zones[onset]
     if zone == ZONES[0]:

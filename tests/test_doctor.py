@@ -35,6 +35,11 @@ def test_flat_everywhere_high_is_global_collapse():
     assert d.mode is FailureMode.GLOBAL_COLLAPSE and str(d).startswith("CRITICAL")
 
 
+def test_flat_but_decaying_profile_is_an_input_change_not_global():
+    d = diagnose_drift([40.0, 35.0, 30.0, 25.0])
+    assert d.mode is FailureMode.SENSOR_FAILURE and d.onset_index == 0
+
+
 def test_status_dict_uses_depth_not_insertion_order():
     status = {
         "layer4": {"drift": 9.0, "p_value": 1e-12, "depth": 1.0, "zone": "IR"},
