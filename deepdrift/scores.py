@@ -58,6 +58,7 @@ class DriftScorer:
         self.calibration: Calibration | None = None
         self._null_cache: dict[int, list[NullFit]] = {}
         self._device_refs: dict[tuple[str, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._nonfinite_layers: set[str] = set()
 
     @property
     def is_calibrated(self) -> bool:
@@ -123,8 +124,12 @@ class DriftScorer:
         names = self._require_calibration().names
         drift, p_value = sigma_and_pvalue(statistic, self.null_fits(batch_size))
         nonfinite = ~np.isfinite(statistic)
-        for i in np.flatnonzero(nonfinite):
-            logger.warning("layer %r produced NaN/Inf activations; its drift is reported as NaN", names[i])
+        for i, name in enumerate(names):  # warn when a layer turns non-finite, not on every batch it stays so
+            if nonfinite[i] and name not in self._nonfinite_layers:
+                logger.warning("layer %r produced NaN/Inf activations; its drift is reported as NaN", name)
+                self._nonfinite_layers.add(name)
+            elif not nonfinite[i]:
+                self._nonfinite_layers.discard(name)
         return {
             name: LayerScore(drift=float(drift[i]), p_value=float(p_value[i]), statistic=float(statistic[i]),
                              nonfinite=bool(nonfinite[i]))

@@ -60,6 +60,9 @@ def test_nonfinite_activations_are_flagged_not_hidden(fitted, caplog):
     assert scores["y"].nonfinite and np.isnan(scores["y"].drift) and np.isnan(scores["y"].p_value)
     assert not scores["x"].nonfinite and np.isfinite(scores["x"].drift)
     assert "NaN/Inf" in caplog.text
+    caplog.clear()
+    scorer.score_features(feats)
+    assert "NaN/Inf" not in caplog.text  # said once per episode, not on every batch
 
 
 def test_uncalibrated_scorer_says_how_to_fix():
