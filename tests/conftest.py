@@ -6,6 +6,7 @@ import logging
 
 import pytest
 import torch
+from library_fixtures import clean_batches, make_small_cnn
 from torch import nn
 
 
@@ -15,30 +16,9 @@ def _seed_and_threads():
     yield
 
 
-def make_small_cnn() -> nn.Sequential:
-    """A plain sequential CNN with an in-place ReLU, like users write by hand."""
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-        nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        nn.Linear(16, 10),
-    ).eval()
-
-
 @pytest.fixture
 def small_cnn() -> nn.Sequential:
     return make_small_cnn()
-
-
-def clean_batches(n_batches: int, batch_size: int = 16, size: int = 16, seed: int = 0) -> list[torch.Tensor]:
-    """Smooth random images (structured enough that features correlate, as in real data)."""
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for _ in range(n_batches):
-        low = torch.randn(batch_size, 3, size // 4, size // 4, generator=g)
-        x = nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
-        out.append(x + 0.1 * torch.randn(batch_size, 3, size, size, generator=g))
-    return out
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import logging
 import pytest
 import torch
 import torchvision.models as models
-from conftest import clean_batches
+from library_fixtures import clean_batches
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
