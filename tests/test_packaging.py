@@ -1,9 +1,9 @@
 """The conda environment mirrors pyproject.toml, and the README's commands exist."""
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -16,7 +16,7 @@ def _names(requirements):
 def test_environment_yml_lists_every_dependency_of_pyproject():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     wanted = _names(project["dependencies"])
-    for extra, reqs in project["optional-dependencies"].items():
+    for reqs in project["optional-dependencies"].values():
         wanted |= {n for n in _names(reqs) if n != "deepdrift"}
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     listed = set()

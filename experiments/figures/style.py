@@ -1,4 +1,4 @@
-"""One look for every figure and table of the paper: seaborn paper context, TrueType fonts, PDF + PNG, CSV + LaTeX + Markdown."""
+"""One look for every figure and table: seaborn paper context, TrueType fonts, PDF + PNG, CSV + LaTeX + Markdown."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-from experiments.atomic import atomic_path  # noqa: E402
+from experiments.atomic import atomic_path
 
 FIG_WIDTH_SINGLE = 3.4  # inches: one column of a two-column paper
 FIG_WIDTH_DOUBLE = 7.0

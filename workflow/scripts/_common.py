@@ -6,7 +6,7 @@ import logging
 import os
 
 
-def setup(snakemake) -> None:  # noqa: ANN001 - the snakemake object has no importable type
+def setup(snakemake) -> None:  # the snakemake object has no importable type
     log_files = list(snakemake.log)
     logging.basicConfig(
         level=logging.INFO,
