@@ -23,9 +23,10 @@ _POSITIONAL_KEYS = ("pixel_values", "image", "images", "input", "inputs", "x", "
 
 def model_device(model: nn.Module) -> torch.device:
     """Device of the model's first parameter or buffer (CPU for parameter-free models)."""
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
+    tensor = next(model.parameters(), None)  # lazily: materialising every parameter costs more than a small forward
+    if tensor is None:
+        tensor = next(model.buffers(), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
 
 
 def to_device(obj: Any, device: torch.device) -> Any:
