@@ -206,6 +206,11 @@ class CalibrationAccumulator:
             raise ValueError("no calibration data was seen; the loader yielded nothing")
         holdout = self.reservoir.samples()
         n_holdout = len(self.reservoir)
+        if n_holdout < 2:
+            raise ValueError(
+                f"only {n_holdout} held-out sample(s) after {self.n_seen} calibration samples; the null distribution "
+                "needs at least 2 (>= 32 recommended). Calibrate on more batches or raise holdout_fraction."
+            )
         if n_holdout < 32:
             logger.warning(
                 "only %d held-out calibration samples; the null distribution will be rough. Calibrate on more "

@@ -68,6 +68,10 @@ class DoctorConfig:
     flat_ratio: float = 0.5
     avalanche_ratio: float = 3.0
 
+    def __post_init__(self) -> None:
+        if self.correction not in ("holm", "bh"):
+            raise ValueError(f"correction must be 'holm' or 'bh', got {self.correction!r}")
+
 
 @dataclass(frozen=True)
 class Diagnosis:

@@ -32,7 +32,8 @@ def model_device(model: nn.Module) -> torch.device:
 def to_device(obj: Any, device: torch.device) -> Any:
     """Move tensors inside (nested) tuples, lists and dicts to ``device``."""
     if isinstance(obj, torch.Tensor):
-        return obj.to(device, non_blocking=True)
+        # asynchronous only host -> device; a device -> host copy must be complete before the CPU reads it
+        return obj.to(device, non_blocking=obj.device.type == "cpu" and device.type == "cuda")
     if isinstance(obj, Mapping):
         return {k: to_device(v, device) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

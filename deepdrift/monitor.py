@@ -7,6 +7,7 @@ output (``last_output``), removes its hooks after every call, and reports drift 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -70,6 +71,8 @@ class DeepDriftMonitor:
     ) -> None:
         if layers is not None and layers_map is not None:
             raise ValueError("pass either `layers` or `layers_map`, not both")
+        if correction not in ("holm", "bh"):
+            raise ValueError(f"correction must be 'holm' or 'bh', got {correction!r}")
         self.model = model
         self.arch_name = arch_name
         self.config = drift_config or ObserverConfig()
@@ -81,6 +84,7 @@ class DeepDriftMonitor:
         self.history_size = history_size
         self.last_output: Any = None
         self._closed = False
+        self._warned_training = False
         self._reset_observers()
 
     # ----------------------------------------------------------------- structure
@@ -158,8 +162,18 @@ class DeepDriftMonitor:
     def score(self, batch: Any) -> dict[str, LayerScore]:
         """Drift of every layer for one batch, without touching the FSM (research mode)."""
         self._require_calibrated()
-        statistic, batch_size = self._forward_statistics(batch)
-        return self.scorer.scores_from_statistics(statistic, batch_size)
+        self._check_open()
+        with contextlib.ExitStack() as stack, torch.no_grad():
+            if self.model.training:  # monitoring must not update batch-norm buffers or sample dropout
+                if not self._warned_training:
+                    logger.warning("model is in training mode; step()/score() run it in eval mode, as calibrate() "
+                                   "does (call model.eval() to silence this)")
+                    self._warned_training = True
+                stack.enter_context(evaluation_mode(self.model))
+            output, features = self._taps.run(lambda: call_model(self.model, batch, self.forward_fn))
+            scores = self.scorer.score_features(features)
+        self.last_output = output
+        return scores
 
     def step(self, batch: Any) -> tuple[Status, list[Alert]]:
         """Score one batch, advance every layer's FSM, and return ``(status, alerts)``.
@@ -169,7 +183,7 @@ class DeepDriftMonitor:
         """
         scores = self.score(batch)
         self._step += 1
-        p_adjusted = adjust_pvalues(np.array([s.p_value for s in scores.values()]), self.correction)
+        p_adjusted = adjust_pvalues(np.array([scores[t.name].p_value for t in self.taps]), self.correction)
         status: Status = {}
         alerts: list[Alert] = []
         for tap, p_adj in zip(self.taps, p_adjusted, strict=True):
@@ -180,7 +194,7 @@ class DeepDriftMonitor:
                 "statistic": score.statistic, "slope": observer.slope, "state": observer.state.value,
                 "zone": tap.zone, "depth": tap.depth, "label": tap.label, "nonfinite": score.nonfinite,
             }
-        self.history.record(self._step, np.array([s.drift for s in scores.values()]),
+        self.history.record(self._step, np.array([d["drift"] for d in status.values()]),
                             [d["state"] for d in status.values()], alerts)
         for alert in alerts:
             logger.log(logging.INFO if alert.kind is AlertKind.RECOVERY else logging.WARNING, "%s", alert)
@@ -194,7 +208,8 @@ class DeepDriftMonitor:
 
     # -------------------------------------------------------------- lifecycle
     def close(self) -> None:
-        """Release the model. Hooks are only attached during calls, so none remain either way."""
+        """Mark the monitor closed and drop the last output. Hooks are only attached for the duration of each
+        call (registered in ``try``, removed in ``finally``), so none remain on the model either way."""
         self._closed = True
         self.last_output = None
 
@@ -209,17 +224,6 @@ class DeepDriftMonitor:
         return f"DeepDriftMonitor({type(self.model).__name__}, taps={self.layer_names}, {state})"
 
     # --------------------------------------------------------------- internals
-    def _forward_statistics(self, batch: Any) -> tuple[np.ndarray, int]:
-        self._check_open()
-        if self.model.training:
-            logger.debug("model is in training mode during step(); batch-norm statistics will change")
-        with torch.no_grad():
-            output, features = self._taps.run(lambda: call_model(self.model, batch, self.forward_fn))
-            batch_size = batch_size_of(features)
-            statistic = self.scorer.statistics(features).cpu().numpy()  # the one host sync of a step
-        self.last_output = output
-        return statistic, batch_size
-
     def _reset_observers(self) -> None:
         self._observers = {t.name: LayerObserver(t.name, t.label, t.zone, self.config) for t in self.taps}
         self._step = 0

@@ -33,6 +33,8 @@ class NullFit:
     std: float
     skew: float
     sorted_draws: np.ndarray
+    junction: float  # the draws' TAIL_QUANTILE: empirical below, spliced Pearson tail above
+    log_sf_junction: float  # the Pearson fit's log survival at the junction
 
 
 def resample_statistic(
@@ -40,6 +42,7 @@ def resample_statistic(
 ) -> torch.Tensor:
     """Statistic of ``n_draws`` batches drawn with replacement from standardised, centred held-out rows."""
     n_rows, n_features = z_centred.shape
+    chunk = max(1, min(chunk, 2**24 // (batch_size * n_features)))  # at most ~64 MB of gathered rows at a time
     out = torch.empty(n_draws, dtype=torch.float64)
     use_counts = batch_size * 4 >= n_rows  # a (draws x rows) count matrix beats gathering for large batches
     for start in range(0, n_draws, chunk):
@@ -56,21 +59,20 @@ def resample_statistic(
 
 
 def fit_null(draws: np.ndarray, batch_size: int) -> NullFit:
-    """Three-moment summary of resampled statistics."""
-    return NullFit(
-        batch_size=batch_size,
-        mean=float(np.mean(draws)),
-        std=float(np.std(draws, ddof=1)),
-        skew=float(stats.skew(draws, bias=False)),
-        sorted_draws=np.sort(np.asarray(draws, dtype=np.float64)),
-    )
+    """Three-moment summary of resampled statistics, plus what the tail splice needs (computed once here)."""
+    ordered = np.sort(np.asarray(draws, dtype=np.float64))
+    mean, std, skew = float(np.mean(ordered)), float(np.std(ordered, ddof=1)), float(stats.skew(ordered, bias=False))
+    junction = float(ordered[int(TAIL_QUANTILE * (ordered.size - 1))])
+    log_sf_junction = float(_pearson_log_sf(np.array([junction]), np.array([mean]), np.array([std]),
+                                            np.array([skew]))[0])
+    return NullFit(batch_size=batch_size, mean=mean, std=std, skew=skew, sorted_draws=ordered,
+                   junction=junction, log_sf_junction=log_sf_junction)
 
 
-def _pearson_log_sf(values: np.ndarray, fits: list[NullFit]) -> np.ndarray:
-    """log P(S >= value) under each layer's Pearson III (shifted gamma) fit, finite far into the tail."""
-    mean = np.array([f.mean for f in fits])
-    std = np.array([max(f.std, 1e-12) for f in fits])
-    skew = np.clip(np.array([f.skew for f in fits]), _MIN_SKEW, None)
+def _pearson_log_sf(values: np.ndarray, mean: np.ndarray, std: np.ndarray, skew: np.ndarray) -> np.ndarray:
+    """log P(S >= value) under Pearson III (shifted gamma) laws with these moments, finite far into the tail."""
+    std = np.maximum(std, 1e-12)
+    skew = np.clip(skew, _MIN_SKEW, None)
     shape = 4.0 / skew**2
     x = shape + (values - mean) / std * np.sqrt(shape)  # standard gamma variate with the fitted mean/sd/skew
     x_safe = np.where(np.isfinite(x), np.maximum(x, 0.0), 0.0)
@@ -97,9 +99,10 @@ def sigma_and_pvalue(statistic: np.ndarray, fits: list[NullFit]) -> tuple[np.nda
     NaN (the caller flags them).
     """
     s = np.asarray(statistic, dtype=np.float64)
-    junction = np.array([f.sorted_draws[int(TAIL_QUANTILE * (f.sorted_draws.size - 1))] for f in fits])
-    log_sf_s = _pearson_log_sf(np.where(np.isfinite(s), s, 0.0), fits)
-    log_sf_q = _pearson_log_sf(junction, fits)
+    junction = np.array([f.junction for f in fits])
+    log_sf_q = np.array([f.log_sf_junction for f in fits])
+    log_sf_s = _pearson_log_sf(np.where(np.isfinite(s), s, 0.0), np.array([f.mean for f in fits]),
+                               np.array([f.std for f in fits]), np.array([f.skew for f in fits]))
     drift = np.full(s.shape, np.nan)
     p_value = np.full(s.shape, np.nan)
     for i, fit in enumerate(fits):

@@ -140,6 +140,8 @@ class LayerObserver:
         if self.state is MonitorState.WARNING:
             if self.slope <= 0.0 or drift <= cfg.theta_low:
                 self.state = MonitorState.NORMAL
+                self._warn_votes.clear()  # a new warning must earn its persistence again
+                self.history.clear()
             return []
         if warn_due:
             self.state = MonitorState.WARNING

@@ -66,14 +66,15 @@ def pool_output(output: Any, config: PoolingConfig = PoolingConfig()) -> torch.T
     layout = config.layout
     if layout == "auto":
         layout = {1: "NC", 2: "NC", 3: "NLC", 4: "NCHW"}.get(x.ndim, "NCHW")
+    f32 = torch.float32  # average in float32 so bf16/fp16 activations are not rounded before pooling
     if x.ndim == 1:
         pooled = x.unsqueeze(1)
     elif layout == "NC" or x.ndim == 2:
         pooled = x.flatten(1)
     elif layout == "NLC":
-        pooled = x[:, 0] if config.token_pool == "cls" else x.mean(dim=1)
+        pooled = x[:, 0] if config.token_pool == "cls" else x.mean(dim=1, dtype=f32)
     elif layout == "NHWC":
-        pooled = x.flatten(1, -2).mean(dim=1)
+        pooled = x.flatten(1, -2).mean(dim=1, dtype=f32)
     else:  # channels first: NCHW, NCL, NCDHW ...
-        pooled = x.flatten(2).mean(dim=2)
+        pooled = x.flatten(2).mean(dim=2, dtype=f32)
     return pooled.float()

@@ -15,6 +15,7 @@ import torch
 
 from .calibration import Calibration, CalibrationAccumulator, CalibrationConfig
 from .errors import NotCalibratedError
+from .inputs import batch_size_of
 from .null_model import NullFit, fit_null, resample_statistic, sigma_and_pvalue
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class LayerScore:
 def mean_shift_statistic(features: torch.Tensor, mean: torch.Tensor, inv_std: torch.Tensor) -> torch.Tensor:
     """``B/D * sum_d ((batch mean_d - mu_d) / sigma_d)^2``, computed in float64 on the features' device."""
     batch, n_features = features.shape
-    shift = (features.to(torch.float64).mean(dim=0) - mean) * inv_std
+    shift = (features.mean(dim=0, dtype=torch.float64) - mean) * inv_std
     return shift.square().sum() * (batch / n_features)
 
 
@@ -111,11 +112,11 @@ class DriftScorer:
         for name, x in features.items():
             mean, inv_std = self._reference_on(name, x.device)
             values.append(mean_shift_statistic(x, mean, inv_std))
-        return torch.stack(values)
+        return torch.stack([v.to(values[0].device) for v in values])  # taps may sit on several devices
 
     def score_features(self, features: Mapping[str, torch.Tensor]) -> dict[str, LayerScore]:
         """Drift in sigma units and p-value for every layer of one batch."""
-        batch_size = int(next(iter(features.values())).shape[0])
+        batch_size = batch_size_of(features)
         statistic = self.statistics(features).cpu().numpy()  # the one host sync per batch
         return self.scores_from_statistics(statistic, batch_size)
 
@@ -148,7 +149,7 @@ class DriftScorer:
     def _require_calibration(self) -> Calibration:
         if self.calibration is None:
             raise NotCalibratedError(
-                "no reference statistics yet: call `calibrate(loader)` (or `fit_features`) on clean data first, "
-                "or load a saved calibration with `load_calibration(path)`."
+                "no reference statistics yet: call `fit_features(batches)` on clean features first, or "
+                "`set_calibration(Calibration.load(path))` (with a monitor: `calibrate(loader)` / `load_calibration`)."
             )
         return self.calibration

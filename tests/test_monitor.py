@@ -136,3 +136,21 @@ def test_reset_clears_state_but_keeps_calibration(small_cnn, calib_batches):
         monitor.step(calib_batches[0] * 5)
     monitor.reset()
     assert monitor.state is MonitorState.NORMAL and len(monitor.history) == 0 and monitor.is_calibrated
+
+
+def test_step_on_a_training_model_does_not_touch_batchnorm_buffers(small_cnn, calib_batches, caplog):
+    monitor = DeepDriftMonitor(small_cnn).calibrate(calib_batches)
+    small_cnn.train()
+    before = small_cnn[4].running_mean.clone()
+    with caplog.at_level(logging.WARNING, logger="deepdrift"):
+        status, _ = monitor.step(calib_batches[0] * 4)
+    torch.testing.assert_close(small_cnn[4].running_mean, before)
+    assert small_cnn.training and "training mode" in caplog.text
+    small_cnn.eval()
+    clean, _ = monitor.step(calib_batches[1])
+    assert all(abs(d["drift"]) < 5 for d in clean.values())
+
+
+def test_unknown_correction_is_refused_at_construction(small_cnn):
+    with pytest.raises(ValueError, match="holm"):
+        DeepDriftMonitor(small_cnn, correction="BH")

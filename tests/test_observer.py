@@ -106,3 +106,12 @@ def test_alert_is_a_value_object():
     assert str(a) == "🔴 ALERT [IR]: Threshold Breach (3.2 >= 3.0)"
     w = Alert("layer2", "Mid", "Mid", AlertKind.WARNING, 0.045, 0.05, 3)
     assert str(w) == "⚠️ WARNING [Mid]: Rapid Drift Detected (Slope 0.045)"
+
+
+def test_leaving_warning_resets_its_evidence():
+    """After WARNING -> NORMAL, one elevated step must not re-enter WARNING on stale votes and slopes."""
+    values = list(np.linspace(0, 2.6, 12)) + [1.0, 2.9]
+    obs, states, events = _run(values)
+    kinds = [e.kind for e in events]
+    assert kinds.count(AlertKind.WARNING) == 1
+    assert states[-1] is MonitorState.NORMAL

@@ -49,3 +49,9 @@ def test_pooled_values_are_detached_float32():
     x = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
     out = pool_output(x)
     assert out.dtype == torch.float32 and not out.requires_grad
+
+
+def test_half_precision_outputs_are_averaged_in_float32():
+    x = torch.full((1, 1, 8, 8), 100.0, dtype=torch.bfloat16)
+    x[0, 0, 0, :4] = 101.75  # bf16 cannot hold the exact mean 100.109375
+    torch.testing.assert_close(pool_output(x), x.float().mean(dim=(2, 3)))
