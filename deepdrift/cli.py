@@ -11,7 +11,6 @@ import typer
 
 from .calibration import read_header
 from .errors import DeepDriftError
-from .layer_selection import auto_select_layers
 from .taps import LayerTaps
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -58,7 +57,7 @@ def layers(
     """List the taps auto-selection picks for MODEL (name, depth, zone, feature size)."""
     net = build_named_model(model, source, img_size, in_chans).eval()
     taps = LayerTaps(net)
-    _, rule = auto_select_layers(net)
+    rule = taps.rule
     with torch.no_grad():
         _, features = taps.run(lambda: net(torch.zeros(1, in_chans, img_size, img_size)))
     rows = [{"name": t.name, "label": t.label, "depth": round(t.depth, 3), "zone": t.zone,

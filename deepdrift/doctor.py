@@ -24,15 +24,13 @@ Rules (all on relative depth and significance, never on list positions):
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from .null_model import adjust_pvalues
-from .taps import ZONES, zone_of
+from .profile import DriftProfile, read_profile
+from .taps import ZONES
 
 
 class FailureMode(enum.Enum):
@@ -95,8 +93,7 @@ class Diagnosis:
         return f"{self.message}{where}; peak drift {self.severity:.1f} sigma"
 
 
-def diagnose_drift(profile: Sequence[float] | Mapping[str, Mapping[str, Any]],
-                   config: DoctorConfig = DoctorConfig()) -> Diagnosis:
+def diagnose_drift(profile: DriftProfile, config: DoctorConfig = DoctorConfig()) -> Diagnosis:
     """Diagnose a drift profile.
 
     Args:
@@ -104,8 +101,9 @@ def diagnose_drift(profile: Sequence[float] | Mapping[str, Mapping[str, Any]],
             carries depths, zones and p-values).
         config: rule thresholds.
     """
-    names, drift, p_values, zones = _normalise(profile)
-    significant = adjust_pvalues(p_values, config.correction) < config.alpha
+    arrays = read_profile(profile)
+    names, drift, zones = arrays.names, arrays.drift, arrays.zones
+    significant = adjust_pvalues(arrays.p_values, config.correction) < config.alpha
     severity = float(np.nanmax(drift)) if np.isfinite(drift).any() else float("nan")
     nonfinite = ~np.isfinite(drift)
     significant = significant | nonfinite  # NaN activations are the strongest possible evidence
@@ -139,25 +137,3 @@ def _make(mode: FailureMode, onset: str | None, index: int | None, zone: str | N
     level, text = _MESSAGES[mode]
     return Diagnosis(mode=mode, onset_layer=onset, onset_index=index, zone=zone, severity=severity,
                      significant=tuple(bool(s) for s in significant), message=f"{level}: {text}")
-
-
-def _normalise(profile: Sequence[float] | Mapping[str, Mapping[str, Any]],
-               ) -> tuple[list[str], np.ndarray, np.ndarray, list[str]]:
-    """Names, drifts, p-values and zones in depth order from either input form."""
-    if isinstance(profile, Mapping):
-        items = sorted(profile.items(), key=lambda kv: float(kv[1].get("depth", 0.0)))
-        names = [name for name, _ in items]
-        drift = np.array([float(d["drift"]) for _, d in items])
-        p_values = np.array([float(d["p_value"]) if "p_value" in d else float(stats.norm.sf(d["drift"]))
-                             for _, d in items])
-        n = len(items)
-        zones = [str(d.get("zone") or zone_of(i, n)) for i, (_, d) in enumerate(items)]
-    else:
-        drift = np.asarray([float(x) for x in profile])
-        n = drift.size
-        names = [f"layer_{i}" for i in range(n)]
-        p_values = stats.norm.sf(drift)
-        zones = [zone_of(i, n) for i in range(n)]
-    if drift.size == 0:
-        raise ValueError("empty drift profile; pass at least one layer's drift")
-    return names, drift, p_values, zones

@@ -6,10 +6,8 @@ Every function takes ``ax=`` so figures compose into panels, draws thresholds fr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -20,7 +18,8 @@ from matplotlib.patches import Patch
 
 from .history import DriftHistory
 from .observer import ObserverConfig
-from .taps import ZONES, zone_of
+from .profile import DriftProfile, read_profile
+from .taps import ZONES
 
 STATE_COLOURS = {"NORMAL": "#4c9a6a", "WARNING": "#e0a526", "ALERT": "#c8423b"}
 ZONE_COLOURS = dict(zip(ZONES, ("#7b5fa8", "#4a7fb5", "#3e9c9c", "#b5584a"), strict=True))
@@ -34,21 +33,8 @@ def paper_style():
         yield
 
 
-def _profile_arrays(profile: Sequence[float] | Mapping[str, Mapping[str, Any]]):
-    if isinstance(profile, Mapping):
-        items = sorted(profile.items(), key=lambda kv: float(kv[1].get("depth", 0.0)))
-        labels = [str(d.get("label", name)) for name, d in items]
-        drift = np.array([float(d["drift"]) for _, d in items])
-        zones = [str(d.get("zone") or zone_of(i, len(items))) for i, (_, d) in enumerate(items)]
-    else:
-        drift = np.asarray([float(x) for x in profile])
-        labels = [f"tap {i}" for i in range(drift.size)]
-        zones = [zone_of(i, drift.size) for i in range(drift.size)]
-    return labels, drift, zones
-
-
 def plot_drift_profile(
-    profile: Sequence[float] | Mapping[str, Mapping[str, Any]],
+    profile: DriftProfile,
     ax: Axes | None = None,
     config: ObserverConfig | None = None,
     title: str | None = "Drift profile",
@@ -64,7 +50,8 @@ def plot_drift_profile(
         save: write the figure to this path (``.pdf`` / ``.png`` ...).
     """
     config = config or ObserverConfig()
-    labels, drift, zones = _profile_arrays(profile)
+    arrays = read_profile(profile)
+    labels, drift, zones = arrays.labels, arrays.drift, arrays.zones
     with paper_style():
         if ax is None:
             _, ax = plt.subplots(figsize=(max(3.5, 0.45 * len(drift) + 1.5), 2.8), constrained_layout=True)

@@ -143,7 +143,7 @@ def test_step_on_a_training_model_does_not_touch_batchnorm_buffers(small_cnn, ca
     small_cnn.train()
     before = small_cnn[4].running_mean.clone()
     with caplog.at_level(logging.WARNING, logger="deepdrift"):
-        status, _ = monitor.step(calib_batches[0] * 4)
+        _status, _ = monitor.step(calib_batches[0] * 4)
     torch.testing.assert_close(small_cnn[4].running_mean, before)
     assert small_cnn.training and "training mode" in caplog.text
     small_cnn.eval()

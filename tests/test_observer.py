@@ -110,8 +110,8 @@ def test_alert_is_a_value_object():
 
 def test_leaving_warning_resets_its_evidence():
     """After WARNING -> NORMAL, one elevated step must not re-enter WARNING on stale votes and slopes."""
-    values = list(np.linspace(0, 2.6, 12)) + [1.0, 2.9]
-    obs, states, events = _run(values)
+    values = [*list(np.linspace(0, 2.6, 12)), 1.0, 2.9]
+    _obs, states, events = _run(values)
     kinds = [e.kind for e in events]
     assert kinds.count(AlertKind.WARNING) == 1
     assert states[-1] is MonitorState.NORMAL
