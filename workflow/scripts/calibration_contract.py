@@ -1,8 +1,6 @@
 """Thin adapter: the sigma-contract check on the configured trained models."""
 
-from pathlib import Path
-
-from _common import setup
+from _common import setup, stem, weights_by_model
 
 from experiments.calibration_check.run import calibration_check
 
@@ -12,11 +10,11 @@ out = snakemake.output  # noqa: F821
 models = cfg["calibration"]["models"]
 calibration_check(
     model_cfgs=cfg["models"],
-    weights=dict(zip(models, snakemake.input.weights, strict=True)),  # noqa: F821
+    weights=weights_by_model(snakemake, models),  # noqa: F821
     data_cfg=cfg["data"],
     check_cfg=cfg["calibration"]["contract"],
     out_drift=out.drift,
-    figure_stem=Path(out.figure[0]).with_suffix(""),
-    table_stem=Path(out.table[0]).with_suffix(""),
-    noise_table_stem=Path(out.noise[0]).with_suffix(""),
+    figure_stem=stem(out.figure),
+    table_stem=stem(out.table),
+    noise_table_stem=stem(out.noise),
 )

@@ -1,8 +1,6 @@
 """Thin adapter: the fault-localisation benchmark on the configured trained models."""
 
-from pathlib import Path
-
-from _common import setup
+from _common import setup, stem, weights_by_model
 
 from experiments.localisation.run import localisation_benchmark
 
@@ -12,13 +10,9 @@ out = snakemake.output  # noqa: F821
 models = cfg["faults"]["models"]
 
 
-def stem(files):
-    return Path(files[0]).with_suffix("")
-
-
 localisation_benchmark(
     model_cfgs=cfg["models"],
-    weights=dict(zip(models, snakemake.input.weights, strict=True)),  # noqa: F821
+    weights=weights_by_model(snakemake, models),  # noqa: F821
     data_cfg=cfg["data"],
     study_cfg=cfg["faults"],
     out_batches=out.batches,

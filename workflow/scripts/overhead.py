@@ -1,8 +1,6 @@
 """Thin adapter: monitor overhead against a plain forward pass."""
 
-from pathlib import Path
-
-from _common import setup
+from _common import setup, stem, weights_by_model
 
 from experiments.calibration_check.run import overhead_check
 
@@ -11,8 +9,8 @@ cfg = snakemake.config  # noqa: F821
 models = cfg["calibration"]["overhead"]["models"]
 overhead_check(
     model_cfgs=cfg["models"],
-    weights=dict(zip(models, snakemake.input.weights, strict=True)),  # noqa: F821
+    weights=weights_by_model(snakemake, models),  # noqa: F821
     data_cfg=cfg["data"],
     overhead_cfg=cfg["calibration"]["overhead"],
-    table_stem=Path(snakemake.output.table[0]).with_suffix(""),  # noqa: F821
+    table_stem=stem(snakemake.output.table),  # noqa: F821
 )

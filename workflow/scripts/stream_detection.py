@@ -1,8 +1,6 @@
 """Thin adapter: the streaming-detection benchmark on the configured trained models."""
 
-from pathlib import Path
-
-from _common import setup
+from _common import setup, stem, weights_by_model
 
 from experiments.streams.run import stream_benchmark
 
@@ -12,11 +10,11 @@ out = snakemake.output  # noqa: F821
 models = cfg["streams"]["models"]
 stream_benchmark(
     model_cfgs=cfg["models"],
-    weights=dict(zip(models, snakemake.input.weights, strict=True)),  # noqa: F821
+    weights=weights_by_model(snakemake, models),  # noqa: F821
     data_cfg=cfg["data"],
     study_cfg=cfg["streams"],
     out_runs=out.runs,
-    stems={name: Path(out[name][0]).with_suffix("") for name in ("curves", "matched", "deepdrift", "issue3",
+    stems={name: stem(out[name]) for name in ("curves", "matched", "deepdrift", "issue3",
                                                                  "timeline", "curves_figure")},
     cache_dir=snakemake.params.cache_dir,  # noqa: F821
 )
