@@ -37,17 +37,21 @@ def _require_labels(calib: FeatureSet, name: str) -> None:
         raise ValueError(f"{name} fits class-conditional statistics: build the calibration FeatureSet with labels")
 
 
-class MaxSoftmax(PerSampleDetector):
-    """Negative maximum softmax probability (Hendrycks & Gimpel, 2017); needs no fitting."""
-
-    name = "MSP"
+class _LogitDetector(PerSampleDetector):
+    """A detector that scores logits with a temperature and needs no fitting (MSP, Energy)."""
 
     def __init__(self, model: nn.Module | None = None, temperature: float = 1.0) -> None:
         self.temperature = temperature
 
-    def fit(self, calib: FeatureSet) -> MaxSoftmax:
+    def fit(self, calib: FeatureSet) -> _LogitDetector:
         self._fitted = True
         return self
+
+
+class MaxSoftmax(_LogitDetector):
+    """Negative maximum softmax probability (Hendrycks & Gimpel, 2017); needs no fitting."""
+
+    name = "MSP"
 
     def sample_scores(self, features: FeatureSet) -> np.ndarray:
         from pytorch_ood.detector import MaxSoftmax as _MSP
@@ -55,17 +59,10 @@ class MaxSoftmax(PerSampleDetector):
         return as_numpy(_MSP.score(features.logits, t=self.temperature))
 
 
-class Energy(PerSampleDetector):
+class Energy(_LogitDetector):
     """Free energy ``-T logsumexp(logits / T)`` (Liu et al., 2020); needs no fitting."""
 
     name = "Energy"
-
-    def __init__(self, model: nn.Module | None = None, temperature: float = 1.0) -> None:
-        self.temperature = temperature
-
-    def fit(self, calib: FeatureSet) -> Energy:
-        self._fitted = True
-        return self
 
     def sample_scores(self, features: FeatureSet) -> np.ndarray:
         from pytorch_ood.detector import EnergyBased
