@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import asdict
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -21,14 +22,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .calibration import Calibration, CalibrationAccumulator, CalibrationConfig
-from .errors import NotCalibratedError
+from .errors import CalibrationMismatchError, NotCalibratedError
 from .history import DriftHistory
 from .inputs import ForwardFn, batch_size_of, call_model
 from .layer_selection import LayerRequest
 from .null_model import adjust_pvalues
 from .observer import Alert, AlertKind, LayerObserver, MonitorState, ObserverConfig
 from .pooling import PoolingConfig
-from .scores import DriftScorer, LayerScore
+from .scores import DriftScorer, DriftStatistic, LayerScore
 from .taps import LayerTaps, Tap
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ class DeepDriftMonitor:
         on_alert: called with every ``Alert`` as it happens (they are also logged).
         forward_fn: ``forward_fn(model, batch)`` for models whose call needs more than ``model(x)``.
         history_size: how many past steps to keep for timelines (None: all).
+        n_null_draws: resampled clean batches behind each layer's null law, per batch size.
+        statistic: per-layer test: ``combined`` (mean and peak shift, min-p), ``mean_shift`` or ``peak_shift``.
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class DeepDriftMonitor:
         forward_fn: ForwardFn | None = None,
         history_size: int | None = None,
         n_null_draws: int = 4000,
+        statistic: DriftStatistic = "combined",
     ) -> None:
         if layers is not None and layers_map is not None:
             raise ValueError("pass either `layers` or `layers_map`, not both")
@@ -80,7 +84,7 @@ class DeepDriftMonitor:
         self.on_alert = on_alert
         self.forward_fn = forward_fn
         self._taps = LayerTaps(model, arch_name=arch_name, layers=layers_map or layers, pooling=pooling)
-        self.scorer = DriftScorer(calibration_config, n_null_draws=n_null_draws)
+        self.scorer = DriftScorer(calibration_config, n_null_draws=n_null_draws, statistic=statistic)
         self.history_size = history_size
         self.last_output: Any = None
         self._closed = False
@@ -138,6 +142,7 @@ class DeepDriftMonitor:
             "model_class": type(self.model).__name__,
             "arch_name": self.arch_name,
             "selection_rule": self._taps.rule,
+            "pooling": asdict(self._taps.pooling),
             "taps": [{"name": t.name, "label": t.label, "depth": t.depth, "zone": t.zone} for t in self.taps],
         }
         self.scorer.set_calibration(accumulator.finalize(order=self.layer_names, metadata=metadata))
@@ -153,6 +158,13 @@ class DeepDriftMonitor:
         """Load reference statistics saved by ``save_calibration``; the taps must match."""
         calibration = Calibration.load(path)
         calibration.check_compatible(self.layer_names)
+        saved_pooling = calibration.metadata.get("pooling")
+        if saved_pooling is not None and saved_pooling != asdict(self._taps.pooling):
+            raise CalibrationMismatchError(
+                f"{path} was calibrated with pooling {saved_pooling}, but this monitor pools with "
+                f"{asdict(self._taps.pooling)}. Create the monitor with `pooling=PoolingConfig(**{saved_pooling})` "
+                "or recalibrate."
+            )
         self._taps.set_order(calibration.names)
         self.scorer.set_calibration(calibration)
         self._reset_observers()
@@ -191,7 +203,8 @@ class DeepDriftMonitor:
             alerts.extend(observer.update(score.drift, self._step))
             status[tap.name] = {
                 "drift": score.drift, "p_value": score.p_value, "p_adjusted": float(p_adj),
-                "statistic": score.statistic, "slope": observer.slope, "state": observer.state.value,
+                "statistic": score.statistic, "peak_statistic": score.peak_statistic, "slope": observer.slope,
+                "state": observer.state.value,
                 "zone": tap.zone, "depth": tap.depth, "label": tap.label, "nonfinite": score.nonfinite,
             }
         self.history.record(self._step, np.array([d["drift"] for d in status.values()]),

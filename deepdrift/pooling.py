@@ -16,6 +16,7 @@ from .errors import UnsupportedOutputError
 
 Layout = Literal["auto", "NCHW", "NHWC", "NLC", "NCL", "NC"]
 TokenPool = Literal["mean", "cls"]
+Summary = Literal["mean", "mean_std"]
 
 _HIDDEN_KEYS = ("last_hidden_state", "hidden_states", "sample", "logits", "x", "out", "output")
 
@@ -27,10 +28,14 @@ class PoolingConfig:
     Attributes:
         layout: memory layout of the output; ``auto`` treats 4-D as NCHW and 3-D as tokens (N, L, C).
         token_pool: ``mean`` averages over all tokens; ``cls`` keeps the first token (ViT class token).
+        summary: ``mean_std`` (default) appends each channel's standard deviation over
+            positions (conv maps) or tokens to its mean, so changes that leave channel means alone (zero-mean noise,
+            occlusions, attention faults) still move the features; ``mean`` keeps the mean only (half the features).
     """
 
     layout: Layout = "auto"
     token_pool: TokenPool = "mean"
+    summary: Summary = "mean_std"
 
 
 def extract_tensor(output: Any) -> torch.Tensor:
@@ -66,15 +71,22 @@ def pool_output(output: Any, config: PoolingConfig = PoolingConfig()) -> torch.T
     layout = config.layout
     if layout == "auto":
         layout = {1: "NC", 2: "NC", 3: "NLC", 4: "NCHW"}.get(x.ndim, "NCHW")
-    f32 = torch.float32  # average in float32 so bf16/fp16 activations are not rounded before pooling
     if x.ndim == 1:
-        pooled = x.unsqueeze(1)
-    elif layout == "NC" or x.ndim == 2:
-        pooled = x.flatten(1)
-    elif layout == "NLC":
-        pooled = x[:, 0] if config.token_pool == "cls" else x.mean(dim=1, dtype=f32)
+        return x.unsqueeze(1).float()
+    if layout == "NC" or x.ndim == 2:
+        return x.flatten(1).float()
+    # average in float32 so bf16/fp16 activations are not rounded before pooling
+    if layout == "NLC":
+        dim, positions = 1, x
     elif layout == "NHWC":
-        pooled = x.flatten(1, -2).mean(dim=1, dtype=f32)
+        dim, positions = 1, x.flatten(1, -2)
     else:  # channels first: NCHW, NCL, NCDHW ...
-        pooled = x.flatten(2).mean(dim=2, dtype=f32)
-    return pooled.float()
+        dim, positions = 2, x.flatten(2)
+    if layout == "NLC" and config.token_pool == "cls":
+        pooled = x[:, 0].float()
+    else:
+        pooled = positions.mean(dim=dim, dtype=torch.float32)
+    if config.summary == "mean_std":
+        spread = positions.float().std(dim=dim, correction=0)
+        pooled = torch.cat([pooled, spread], dim=1)
+    return pooled

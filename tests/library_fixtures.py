@@ -25,3 +25,8 @@ def clean_batches(n_batches: int, batch_size: int = 16, size: int = 16, seed: in
         x = nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
         out.append(x + 0.1 * torch.randn(batch_size, 3, size, size, generator=g))
     return out
+
+
+def mean_and_std(x: torch.Tensor, dims: int | tuple[int, ...]) -> torch.Tensor:
+    """The default pooled features: per-channel mean, then per-channel (population) std over ``dims``."""
+    return torch.cat([x.mean(dim=dims), x.std(dim=dims, correction=0)], dim=1)

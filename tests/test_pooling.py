@@ -5,22 +5,38 @@ import torch
 
 from deepdrift.errors import UnsupportedOutputError
 from deepdrift.pooling import PoolingConfig, extract_tensor, pool_output
+from library_fixtures import mean_and_std
 
 
-def test_conv_maps_are_global_average_pooled():
+MEAN_ONLY = PoolingConfig(summary="mean")
+
+
+def test_conv_maps_are_global_average_pooled_with_spatial_std():
     x = torch.randn(4, 5, 6, 7)
-    torch.testing.assert_close(pool_output(x), x.mean(dim=(2, 3)))
+    torch.testing.assert_close(pool_output(x), mean_and_std(x, (2, 3)))
+    torch.testing.assert_close(pool_output(x, MEAN_ONLY), x.mean(dim=(2, 3)))
+
+
+def test_zero_mean_noise_moves_the_std_features_not_the_means():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 3, 16, 16, generator=g)
+    noisy = x + 0.5 * torch.randn(x.shape, generator=g)
+    clean, shifted = pool_output(x), pool_output(noisy)
+    assert (shifted[:, :3] - clean[:, :3]).abs().max() < 0.1  # means: noise averages out over 256 positions
+    assert (shifted[:, 3:] / clean[:, 3:]).mean() > 1.08  # std: sqrt(1 + 0.25) = 1.118
 
 
 def test_tokens_mean_or_cls():
     x = torch.randn(4, 10, 8)
-    torch.testing.assert_close(pool_output(x), x.mean(dim=1))
-    torch.testing.assert_close(pool_output(x, PoolingConfig(token_pool="cls")), x[:, 0])
+    torch.testing.assert_close(pool_output(x), mean_and_std(x, 1))
+    torch.testing.assert_close(pool_output(x, MEAN_ONLY), x.mean(dim=1))
+    torch.testing.assert_close(pool_output(x, PoolingConfig(token_pool="cls", summary="mean")), x[:, 0])
+    torch.testing.assert_close(pool_output(x, PoolingConfig(token_pool="cls"))[:, :8], x[:, 0])
 
 
 def test_nhwc_layout():
     x = torch.randn(2, 3, 4, 6)
-    torch.testing.assert_close(pool_output(x, PoolingConfig(layout="NHWC")), x.mean(dim=(1, 2)))
+    torch.testing.assert_close(pool_output(x, PoolingConfig(layout="NHWC")), mean_and_std(x, (1, 2)))
 
 
 def test_vectors_and_scalars_per_sample():
@@ -54,4 +70,4 @@ def test_pooled_values_are_detached_float32():
 def test_half_precision_outputs_are_averaged_in_float32():
     x = torch.full((1, 1, 8, 8), 100.0, dtype=torch.bfloat16)
     x[0, 0, 0, :4] = 101.75  # bf16 cannot hold the exact mean 100.109375
-    torch.testing.assert_close(pool_output(x), x.float().mean(dim=(2, 3)))
+    torch.testing.assert_close(pool_output(x, MEAN_ONLY), x.float().mean(dim=(2, 3)))

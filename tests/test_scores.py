@@ -82,7 +82,7 @@ def test_null_resampling_variance_matches_the_analytic_formula(fitted):
     off = gram[~torch.eye(len(z), dtype=torch.bool)]
     for batch in (4, 32):
         expected = float(single.var()) / batch + 2 * (batch - 1) / batch * float((off**2).mean())
-        measured = scorer.null_fits(batch)[0].std ** 2
+        measured = scorer.null_fits(batch)[0].fits[0].std ** 2
         assert measured == pytest.approx(expected, rel=0.15)
 
 
@@ -121,3 +121,27 @@ def test_statistics_below_the_fitted_support_stay_finite_and_ordered():
     drift = np.array([sigma_and_pvalue(np.array([v]), [fit])[0][0] for v in values])
     assert np.all(np.isfinite(drift))
     assert np.all(np.diff(drift) >= -1e-9)
+
+
+def test_a_sparse_shift_is_caught_by_the_peak_statistic(fitted):
+    """One feature of 48 moving by 1.5 sd barely changes the mean-shift sum; the combined test still sees it."""
+    scorer, draw = fitted
+    mean_only = DriftScorer(statistic="mean_shift").set_calibration(scorer.calibration)
+    combined, alone = [], []
+    for _ in range(20):
+        feats = draw(16)
+        sd = float(scorer.calibration.layers["x"].var[0].sqrt())
+        feats["x"][:, 0] += 1.5 * sd
+        combined.append(scorer.score_features(feats)["x"].drift)
+        alone.append(mean_only.score_features(feats)["x"].drift)
+    assert np.median(combined) > 3.5 and np.median(alone) < 2.5, (np.median(combined), np.median(alone))
+
+
+def test_single_statistics_stay_calibrated_and_unknown_names_fail(fitted):
+    scorer, draw = fitted
+    for name in ("mean_shift", "peak_shift"):
+        single = DriftScorer(statistic=name).set_calibration(scorer.calibration)
+        drift = np.array([single.score_features(draw(16))["x"].drift for _ in range(300)])
+        assert abs(drift.mean()) < 0.3 and 0.75 < drift.std() < 1.3 and (drift > 3).mean() <= 0.02
+    with pytest.raises(ValueError, match="combined"):
+        DriftScorer(statistic="maximum")
