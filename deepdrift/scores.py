@@ -23,7 +23,13 @@ import torch
 from .calibration import Calibration, CalibrationAccumulator, CalibrationConfig
 from .errors import NotCalibratedError
 from .inputs import batch_size_of
-from .null_model import CombinedNull, combined_sigma_and_pvalue, fit_combined_null, resample_statistics, sigma_and_pvalue
+from .null_model import (
+    CombinedNull,
+    combined_sigma_and_pvalue,
+    fit_combined_null,
+    resample_statistics,
+    sigma_and_pvalue,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -2,11 +2,10 @@ from collections import OrderedDict
 
 import pytest
 import torch
+from library_fixtures import mean_and_std
 
 from deepdrift.errors import UnsupportedOutputError
 from deepdrift.pooling import PoolingConfig, extract_tensor, pool_output
-from library_fixtures import mean_and_std
-
 
 MEAN_ONLY = PoolingConfig(summary="mean")
 

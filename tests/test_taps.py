@@ -2,13 +2,13 @@ import pytest
 import timm
 import torch
 import torchvision
+from library_fixtures import mean_and_std
 from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from deepdrift.errors import HookNotFiredError, LayerNotFoundError
 from deepdrift.layer_selection import auto_select_layers
 from deepdrift.taps import ZONES, LayerTaps, build_taps, zone_of
-from library_fixtures import mean_and_std
 
 
 def _hook_count(model: nn.Module) -> int:
