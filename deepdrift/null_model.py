@@ -45,15 +45,35 @@ class NullFit:
 
     def log_sf(self, values: np.ndarray) -> np.ndarray:
         """``log P(S >= s)`` for each value (NaN where the value is not finite)."""
-        s = np.asarray(values, dtype=np.float64)
-        finite = np.isfinite(s)
-        safe = np.where(finite, s, 0.0)
-        n = self.sorted_draws.size
-        body = np.log1p(-(np.searchsorted(self.sorted_draws, safe) + 0.5) / (n + 1))
-        log_p_junction = np.log1p(-(np.searchsorted(self.sorted_draws, self.junction) + 0.5) / (n + 1))
+        values = np.asarray(values, dtype=np.float64)
+        finite = np.isfinite(values)
+        safe = np.where(finite, values, 0.0)
         shape = _pearson_log_sf(safe, np.array([self.mean]), np.array([self.std]), np.array([self.skew]))
-        tail = log_p_junction + np.minimum(shape - self.log_sf_junction, 0.0)
-        return np.where(finite, np.where(safe <= self.junction, body, tail), np.nan)
+        tail = self.empirical_log_sf(self.junction) + np.minimum(shape - self.log_sf_junction, 0.0)
+        return np.where(finite, np.where(safe <= self.junction, self.empirical_log_sf(safe), tail), np.nan)
+
+    def empirical_log_sf(self, value: np.ndarray | float) -> np.ndarray:
+        """Log of the draws' survival share at ``value`` (half-count continuity correction)."""
+        n = self.sorted_draws.size
+        return np.log1p(-(np.searchsorted(self.sorted_draws, value) + 0.5) / (n + 1))
+
+
+def _log_sf_per_fit(values: np.ndarray, fits: list[NullFit]) -> np.ndarray:
+    """``log P(S_i >= values_i)`` under ``fits[i]``: the draws' empirical share up to the junction, the Pearson III
+    shape spliced on beyond it; NaN for non-finite values. Vectorised over the (layer) index ``i``."""
+    finite = np.isfinite(values)
+    safe = np.where(finite, values, 0.0)
+    shape = _pearson_log_sf(safe, np.array([f.mean for f in fits]), np.array([f.std for f in fits]),
+                            np.array([f.skew for f in fits]))
+    out = np.full(values.shape, np.nan)
+    for i, fit in enumerate(fits):
+        if not finite[i]:
+            continue
+        if safe[i] <= fit.junction:
+            out[i] = fit.empirical_log_sf(safe[i])
+        else:
+            out[i] = fit.empirical_log_sf(fit.junction) + min(shape[i] - fit.log_sf_junction, 0.0)
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,10 +96,8 @@ class CombinedNull:
     def batch_size(self) -> int:
         return self.fits[0].batch_size
 
-    def log_pvalue(self, statistics: np.ndarray) -> float:
-        """Combined log p-value of one batch's statistics (one per fit); NaN if any is not finite."""
-        min_log_p = float(np.min([fit.log_sf(np.array([v]))[0] for fit, v in zip(self.fits, statistics,
-                                                                                  strict=True)]))
+    def combine(self, min_log_p: float) -> float:
+        """Combined log p-value from the smallest marginal log p-value of one batch; NaN stays NaN."""
         if not np.isfinite(min_log_p):
             return float("nan")
         if min_log_p < self.junction:
@@ -177,15 +195,15 @@ def sigma_and_pvalue(statistic: np.ndarray, fits: list[NullFit]) -> tuple[np.nda
     log tail probabilities, so it stays finite and monotone for arbitrarily strong drift. Non-finite statistics give
     NaN (the caller flags them).
     """
-    s = np.asarray(statistic, dtype=np.float64)
-    log_p = np.array([fit.log_sf(np.array([v]))[0] for fit, v in zip(fits, s, strict=True)])
-    return _sigma(log_p)
+    return _sigma(_log_sf_per_fit(np.asarray(statistic, dtype=np.float64), list(fits)))
 
 
 def combined_sigma_and_pvalue(statistics: np.ndarray, nulls: list[CombinedNull]) -> tuple[np.ndarray, np.ndarray]:
     """Like ``sigma_and_pvalue`` for ``(layers, statistics)`` arrays, combining each layer's statistics by min-p."""
-    log_p = np.array([null.log_pvalue(row) for null, row in zip(nulls, np.asarray(statistics), strict=True)])
-    return _sigma(log_p)
+    statistics = np.asarray(statistics, dtype=np.float64)
+    marginal = [_log_sf_per_fit(statistics[:, k], [null.fits[k] for null in nulls]) for k in range(statistics.shape[1])]
+    min_log_p = np.min(np.stack(marginal, axis=1), axis=1)  # NaN if any statistic is NaN
+    return _sigma(np.array([null.combine(float(m)) for null, m in zip(nulls, min_log_p, strict=True)]))
 
 
 def _sigma(log_p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -145,3 +145,27 @@ def test_single_statistics_stay_calibrated_and_unknown_names_fail(fitted):
         assert abs(drift.mean()) < 0.3 and 0.75 < drift.std() < 1.3 and (drift > 3).mean() <= 0.02
     with pytest.raises(ValueError, match="combined"):
         DriftScorer(statistic="maximum")
+
+
+@pytest.mark.parametrize("correlated", [False, True])
+def test_min_p_combination_is_calibrated_and_extrapolates_between_one_and_two_times_min_p(correlated):
+    from scipy import stats
+
+    from deepdrift.null_model import combined_sigma_and_pvalue, fit_combined_null
+
+    rng = np.random.default_rng(0)
+    first = rng.chisquare(4, 20000)
+    second = first.copy() if correlated else rng.chisquare(4, 20000)
+    null = fit_combined_null(np.stack([first, second], axis=1), batch_size=1)
+    # body: the combined p-value of fresh null draws is uniform
+    fresh = rng.chisquare(4, (4000, 2))
+    if correlated:
+        fresh[:, 1] = fresh[:, 0]
+    _, p = combined_sigma_and_pvalue(fresh, [null] * len(fresh))
+    assert stats.kstest(p, "uniform").pvalue > 0.001
+    # tail: one statistic far out (chi2_4 survival 1e-6), the other typical
+    far = stats.chi2.isf(1e-6, 4)
+    row = np.array([[far, far if correlated else 3.0]])
+    _, p_far = combined_sigma_and_pvalue(row, [null])
+    expected = 1e-6 if correlated else 2e-6
+    assert p_far[0] == pytest.approx(expected, rel=0.5)
