@@ -81,18 +81,23 @@ def bottleneck_figure(gaps: pd.DataFrame, onsets: pd.DataFrame) -> plt.Figure:
     onset_long = onsets.melt(id_vars=["n_train", "seed", "t"], value_vars=cols, var_name="block",
                              value_name="onset")
     onset_long["block"] = onset_long["block"].str[6:-1]
+    sizes = sorted(gaps["n_train"].unique())
+    colours = dict(zip(sizes, sns.color_palette("viridis", len(sizes)), strict=True))  # same N, same colour
     with paper_context():
         fig, axes = plt.subplots(2, len(ts), figsize=(2.9 * len(ts), 4.4), squeeze=False, sharex=True,
                                  constrained_layout=True)
         for j, t in enumerate(ts):
-            sns.pointplot(peak[peak["t"] == t], x="block", y="gap_z", hue="n_train", order=blocks, errorbar="sd",
-                          dodge=0.4, markersize=3, linewidth=1, palette="viridis", ax=axes[0][j])
+            sns.pointplot(peak[peak["t"] == t], x="block", y="gap_z", hue="n_train", hue_order=sizes, order=blocks,
+                          errorbar="sd", dodge=0.4, markersize=3, linewidth=1, palette=colours, ax=axes[0][j])
             axes[0][j].set(title=f"t = {t}", ylabel="peak gap z vs null" if j == 0 else "")
             axes[0][j].axhline(0, color="grey", lw=0.6)
             found = onset_long[(onset_long["t"] == t) & onset_long["onset"].notna()]
             if len(found):
-                sns.pointplot(found, x="block", y="onset", hue="n_train", order=blocks, errorbar="sd", dodge=0.4,
-                              markersize=3, linewidth=1, palette="viridis", ax=axes[1][j], legend=False)
+                present = [n for n in sizes if n in set(found["n_train"])]
+                # seaborn divides the dodge by (hue levels - 1): no dodge when a single N has onsets
+                sns.pointplot(found, x="block", y="onset", hue="n_train", hue_order=present, order=blocks,
+                              errorbar="sd", dodge=0.4 if len(present) > 1 else False, markersize=3, linewidth=1,
+                              palette=colours, ax=axes[1][j], legend=False)
             else:
                 axes[1][j].text(0.5, 0.5, "no significant onset", transform=axes[1][j].transAxes, ha="center",
                                 fontsize=7)
