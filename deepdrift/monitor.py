@@ -98,6 +98,11 @@ class DeepDriftMonitor:
         return self._taps.taps
 
     @property
+    def pooling(self) -> PoolingConfig:
+        """How each watched output becomes one vector per sample (as recorded in saved calibrations)."""
+        return self._taps.pooling
+
+    @property
     def layer_names(self) -> list[str]:
         return self._taps.names
 
@@ -142,7 +147,7 @@ class DeepDriftMonitor:
             "model_class": type(self.model).__name__,
             "arch_name": self.arch_name,
             "selection_rule": self._taps.rule,
-            "pooling": asdict(self._taps.pooling),
+            "pooling": asdict(self.pooling),
             "taps": [{"name": t.name, "label": t.label, "depth": t.depth, "zone": t.zone} for t in self.taps],
         }
         self.scorer.set_calibration(accumulator.finalize(order=self.layer_names, metadata=metadata))
@@ -159,10 +164,10 @@ class DeepDriftMonitor:
         calibration = Calibration.load(path)
         calibration.check_compatible(self.layer_names)
         saved_pooling = calibration.metadata.get("pooling")
-        if saved_pooling is not None and saved_pooling != asdict(self._taps.pooling):
+        if saved_pooling is not None and saved_pooling != asdict(self.pooling):
             raise CalibrationMismatchError(
                 f"{path} was calibrated with pooling {saved_pooling}, but this monitor pools with "
-                f"{asdict(self._taps.pooling)}. Create the monitor with `pooling=PoolingConfig(**{saved_pooling})` "
+                f"{asdict(self.pooling)}. Create the monitor with `pooling=PoolingConfig(**{saved_pooling})` "
                 "or recalibrate."
             )
         self._taps.set_order(calibration.names)

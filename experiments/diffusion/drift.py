@@ -19,6 +19,7 @@ import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
 from deepdrift import CalibrationConfig, DeepDriftMonitor
+from deepdrift.pooling import pool_output
 
 logger = logging.getLogger(__name__)
 
@@ -83,15 +84,18 @@ def drift_vs_null(model: UNet2DModel, scheduler: DDPMScheduler, calib: torch.Ten
 
 @torch.no_grad()
 def block_geometry(model: UNet2DModel, example: torch.Tensor) -> pd.DataFrame:
-    """Channels and spatial size of each tapped block's output: what "the bottleneck" is compared against."""
+    """Channels, spatial size and pooled feature count (as the monitor scores it) of each tapped block's output:
+    what "the bottleneck" is compared against."""
     monitor = DeepDriftMonitor(model, forward_fn=unet_forward)
     shapes: dict[str, tuple[int, ...]] = {}
+    pooled: dict[str, int] = {}
     handles = []
     try:
         for tap in monitor.taps:
             def hook(_m, _i, out, name=tap.name):
                 tensor = out[0] if isinstance(out, tuple) else out
                 shapes[name] = tuple(tensor.shape[1:])
+                pooled[name] = int(pool_output(out, monitor.pooling).shape[1])
             handles.append(model.get_submodule(tap.name).register_forward_hook(hook))
         unet_forward(model, {"sample": example[:2], "timestep": torch.zeros(2, dtype=torch.long)})
     finally:
@@ -100,5 +104,5 @@ def block_geometry(model: UNet2DModel, example: torch.Tensor) -> pd.DataFrame:
     rows = [(tap.name, tap.index, shapes[tap.name][0], shapes[tap.name][1], shapes[tap.name][2])
             for tap in monitor.taps]
     frame = pd.DataFrame(rows, columns=["block", "block_index", "channels", "height", "width"])
-    frame["pooled_features"] = frame["channels"]
+    frame["pooled_features"] = [pooled[name] for name in frame["block"]]
     return frame.sort_values("block_index").reset_index(drop=True)
