@@ -37,18 +37,26 @@ class CalibrationConfig:
         variance_floor: per-feature variance is at least this fraction of the layer's mean variance, so a dead
             channel that wakes up under shift scores high but finite.
         seed: seeds the reservoir and the null resampling.
+        principal_variance: the principal-axes statistic keeps the leading axes of the standardised features that
+            explain this share of their variance (at most one axis per 10 calibration samples).
+        principal_max_features: layers wider than this skip the principal axes (their covariance would need
+            features^2 x 8 bytes while calibrating; 4096 -> 128 MiB); 0 disables them everywhere.
     """
 
     holdout_fraction: float = 0.2
     reservoir_size: int = 2048
     variance_floor: float = 1e-4
     seed: int = 0
+    principal_variance: float = 0.99
+    principal_max_features: int = 4096
 
     def __post_init__(self) -> None:
         if not 0.0 < self.holdout_fraction < 1.0:
             raise ValueError("holdout_fraction must lie strictly between 0 and 1")
         if self.reservoir_size < 2:
             raise ValueError("reservoir_size must be at least 2")
+        if not 0.0 < self.principal_variance <= 1.0:
+            raise ValueError("principal_variance must lie in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,7 @@ class LayerReference:
     var: torch.Tensor  # (features,) float64, floored
     holdout: torch.Tensor  # (held-out samples, features) float32, never used for mean/var
     count: int  # samples behind mean/var
+    principal: torch.Tensor | None = None  # (features, axes) float32: standardised features -> whitened axes
 
     @property
     def n_features(self) -> int:
@@ -107,6 +116,8 @@ class Calibration:
             tensors[f"{name}::mean"] = ref.mean.detach().cpu().contiguous()
             tensors[f"{name}::var"] = ref.var.detach().cpu().contiguous()
             tensors[f"{name}::holdout"] = ref.holdout.detach().cpu().contiguous()
+            if ref.principal is not None:
+                tensors[f"{name}::principal"] = ref.principal.detach().cpu().contiguous()
         header = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -114,7 +125,8 @@ class Calibration:
             "config": asdict(self.config),
             "n_seen": self.n_seen,
             "layers": [
-                {"name": n, "n_features": r.n_features, "count": r.count, "n_holdout": int(r.holdout.shape[0])}
+                {"name": n, "n_features": r.n_features, "count": r.count, "n_holdout": int(r.holdout.shape[0]),
+                 "principal_axes": 0 if r.principal is None else int(r.principal.shape[1])}
                 for n, r in self.layers.items()
             ],
             "metadata": self.metadata,
@@ -136,6 +148,7 @@ class Calibration:
             layers[name] = LayerReference(
                 mean=tensors[f"{name}::mean"], var=tensors[f"{name}::var"],
                 holdout=tensors[f"{name}::holdout"], count=int(entry["count"]),
+                principal=tensors.get(f"{name}::principal"),
             )
         return cls(layers=layers, config=CalibrationConfig(**header["config"]), n_seen=int(header["n_seen"]),
                    metadata=header.get("metadata", {}))
@@ -187,7 +200,8 @@ class CalibrationAccumulator:
         held = torch.floor((position + 1) * f) > torch.floor(position * f)  # exactly share f, evenly spread
         for name, x in features.items():
             mask = held.to(x.device)
-            self.moments.setdefault(name, RunningMoments()).update(x[~mask])
+            track = x.shape[1] <= self.config.principal_max_features
+            self.moments.setdefault(name, RunningMoments(track_covariance=track)).update(x[~mask])
         if bool(held.any()):
             self.reservoir.add({name: x[held.to(x.device)] for name, x in features.items()})
         self.n_seen += batch
@@ -195,7 +209,7 @@ class CalibrationAccumulator:
     def merge(self, other: CalibrationAccumulator) -> CalibrationAccumulator:
         """Fold in an accumulator filled elsewhere (another loader, process or rank)."""
         for name, moments in other.moments.items():
-            self.moments.setdefault(name, RunningMoments()).merge(moments)
+            self.moments.setdefault(name, RunningMoments(moments.track_covariance)).merge(moments)
         self.reservoir.merge(other.reservoir)
         self.n_seen += other.n_seen
         return self
@@ -221,10 +235,34 @@ class CalibrationAccumulator:
             moments = self.moments[name]
             var = moments.variance
             floor = self.config.variance_floor * float(var.mean()) + 1e-12
+            var = var.clamp_min(floor)
+            principal = None
+            if moments.comoment is not None:
+                principal = principal_axes(moments.covariance, var, self.config.principal_variance,
+                                           max_axes=max(1, moments.count // 10))
             layers[name] = LayerReference(
-                mean=moments.mean, var=var.clamp_min(floor), count=moments.count,
-                holdout=holdout.get(name, torch.empty(0, var.shape[0])),
+                mean=moments.mean, var=var, count=moments.count,
+                holdout=holdout.get(name, torch.empty(0, var.shape[0])), principal=principal,
             )
         return Calibration(layers=layers, config=self.config, n_seen=self.n_seen, metadata=metadata or {})
+
+
+def principal_axes(covariance: torch.Tensor, var: torch.Tensor, variance_share: float, max_axes: int) -> torch.Tensor:
+    """``(features, axes)`` map from standardised features to whitened principal axes (unit variance each).
+
+    The axes are the leading eigenvectors of the standardised features' covariance (their correlation matrix, with
+    the floored variances) that explain ``variance_share`` of the total, at most ``max_axes``: a few estimated axes
+    per sample would whiten noise. Dividing by the root eigenvalue makes a shift along a quiet axis count as much as
+    one along a loud axis, which is what catches low-rank changes (a brightness offset, a broken patch embedding).
+    """
+    scale = var.rsqrt()
+    standardised = covariance * scale[:, None] * scale[None, :]
+    eigenvalues, eigenvectors = torch.linalg.eigh(standardised)
+    eigenvalues, eigenvectors = eigenvalues.flip(0).clamp_min(0.0), eigenvectors.flip(1)
+    share = eigenvalues.cumsum(0) / eigenvalues.sum().clamp_min(1e-30)
+    n_axes = int((share < variance_share).sum()) + 1
+    n_axes = min(n_axes, max_axes, int((eigenvalues > 1e-9 * eigenvalues[0]).sum()))
+    n_axes = max(n_axes, 1)
+    return (eigenvectors[:, :n_axes] / eigenvalues[:n_axes].clamp_min(1e-30).sqrt()).float()
 
 

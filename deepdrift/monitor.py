@@ -53,7 +53,8 @@ class DeepDriftMonitor:
         forward_fn: ``forward_fn(model, batch)`` for models whose call needs more than ``model(x)``.
         history_size: how many past steps to keep for timelines (None: all).
         n_null_draws: resampled clean batches behind each layer's null law, per batch size.
-        statistic: per-layer test: ``combined`` (mean and peak shift, min-p), ``mean_shift`` or ``peak_shift``.
+        statistic: per-layer test: ``combined`` (mean, peak and principal-axes shift, min-p), or one of
+            ``mean_shift``, ``peak_shift``, ``principal``.
     """
 
     def __init__(
@@ -208,7 +209,8 @@ class DeepDriftMonitor:
             alerts.extend(observer.update(score.drift, self._step))
             status[tap.name] = {
                 "drift": score.drift, "p_value": score.p_value, "p_adjusted": float(p_adj),
-                "statistic": score.statistic, "peak_statistic": score.peak_statistic, "slope": observer.slope,
+                "statistic": score.statistic, "peak_statistic": score.peak_statistic,
+                "principal_statistic": score.principal_statistic, "slope": observer.slope,
                 "state": observer.state.value,
                 "zone": tap.zone, "depth": tap.depth, "label": tap.label, "nonfinite": score.nonfinite,
             }

@@ -127,18 +127,20 @@ def resample_statistics(
     n_draws: int,
     generator: torch.Generator,
     mean_error_sd: torch.Tensor | None = None,
+    principal: torch.Tensor | None = None,
     chunk: int = 256,
 ) -> torch.Tensor:
-    """Mean-shift and peak-shift statistics of ``n_draws`` batches drawn with replacement from standardised, centred
-    held-out rows, as a ``(n_draws, 2)`` float64 tensor.
+    """Mean-shift, peak-shift and principal-axes statistics of ``n_draws`` batches drawn with replacement from
+    standardised, centred held-out rows, as a ``(n_draws, 3)`` float64 tensor (see ``shift_statistics``).
 
     Args:
         mean_error_sd: per-feature sd of the calibration mean's own estimation error (z units); each draw adds an
             independent error of that size, so the null covers the uncertainty of the reference mean.
+        principal: ``(features, axes)`` whitening map; without it the third column repeats the mean shift.
     """
     n_rows, n_features = z_centred.shape
     chunk = max(1, min(chunk, 2**24 // (batch_size * n_features)))  # at most ~64 MB of gathered rows at a time
-    out = torch.empty(n_draws, 2, dtype=torch.float64)
+    out = torch.empty(n_draws, 3, dtype=torch.float64)
     use_counts = batch_size * 4 >= n_rows  # a (draws x rows) count matrix beats gathering for large batches
     for start in range(0, n_draws, chunk):
         stop = min(start + chunk, n_draws)
@@ -153,10 +155,23 @@ def resample_statistics(
         if mean_error_sd is not None:
             noise = torch.randn(means.shape, generator=generator, dtype=torch.float64)
             means = means + noise * mean_error_sd.double()
-        squared = means**2
-        out[start:stop, 0] = squared.sum(dim=1) * (batch_size / n_features)
-        out[start:stop, 1] = squared.max(dim=1).values * batch_size
+        out[start:stop] = shift_statistics_from_means(means, batch_size, principal)
     return out
+
+
+def shift_statistics_from_means(
+    shift: torch.Tensor, batch_size: int, principal: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The three statistics from standardised batch-mean shifts ``z`` (``(..., features)``), as ``(..., 3)``:
+    ``B/D * sum z^2`` (mean shift), ``B * max z^2`` (peak shift), ``B/K * |z @ W|^2`` (principal axes)."""
+    squared = shift.square()
+    mean_shift = squared.sum(dim=-1) * (batch_size / shift.shape[-1])
+    peak = squared.max(dim=-1).values * batch_size
+    if principal is None:
+        axes = mean_shift
+    else:
+        axes = (shift @ principal.to(shift)).square().sum(dim=-1) * (batch_size / principal.shape[1])
+    return torch.stack([mean_shift, peak, axes], dim=-1)
 
 
 def fit_null(draws: np.ndarray, batch_size: int) -> NullFit:

@@ -14,12 +14,19 @@ import torch
 
 
 class RunningMoments:
-    """Per-feature count, mean and M2 (sum of squared deviations) in float64."""
+    """Per-feature count, mean and M2 (sum of squared deviations) in float64; optionally the full co-moment matrix.
 
-    def __init__(self) -> None:
+    Args:
+        track_covariance: also keep the ``(features, features)`` sum of centred outer products (memory: features^2 x
+            8 bytes), merged exactly like M2, for the principal-axes statistic.
+    """
+
+    def __init__(self, track_covariance: bool = False) -> None:
         self.count = 0
         self.mean: torch.Tensor | None = None
         self.m2: torch.Tensor | None = None
+        self.track_covariance = track_covariance
+        self.comoment: torch.Tensor | None = None
 
     def update(self, x: torch.Tensor) -> RunningMoments:
         """Add a ``(batch, features)`` block of samples."""
@@ -29,19 +36,25 @@ class RunningMoments:
             return self
         x = x.detach().to(torch.float64)
         batch_mean = x.mean(dim=0)
-        batch_m2 = ((x - batch_mean) ** 2).sum(dim=0)
-        return self._combine(x.shape[0], batch_mean, batch_m2)
+        centred = x - batch_mean
+        comoment = centred.T @ centred if self.track_covariance else None
+        return self._combine(x.shape[0], batch_mean, (centred**2).sum(dim=0), comoment)
 
     def merge(self, other: RunningMoments) -> RunningMoments:
         """Fold another accumulator into this one; the result equals one pass over both inputs."""
         if other.count == 0:
             return self
         assert other.mean is not None and other.m2 is not None
-        return self._combine(other.count, other.mean, other.m2)
+        if self.track_covariance and other.comoment is None:
+            raise ValueError("cannot merge: this accumulator tracks the covariance and the other does not")
+        return self._combine(other.count, other.mean, other.m2, other.comoment)
 
-    def _combine(self, n_b: int, mean_b: torch.Tensor, m2_b: torch.Tensor) -> RunningMoments:
+    def _combine(self, n_b: int, mean_b: torch.Tensor, m2_b: torch.Tensor,
+                 comoment_b: torch.Tensor | None = None) -> RunningMoments:
+        track = self.track_covariance and comoment_b is not None
         if self.count == 0 or self.mean is None or self.m2 is None:
             self.count, self.mean, self.m2 = n_b, mean_b.clone(), m2_b.clone()
+            self.comoment = comoment_b.clone() if track else None
             return self
         if mean_b.shape != self.mean.shape:
             raise ValueError(f"feature sizes differ: {tuple(self.mean.shape)} vs {tuple(mean_b.shape)}")
@@ -50,8 +63,18 @@ class RunningMoments:
         delta = mean_b - self.mean
         self.mean = self.mean + delta * (n_b / n)
         self.m2 = self.m2 + m2_b + delta**2 * (n_a * n_b / n)
+        if track and self.comoment is not None:
+            cross = torch.outer(delta, delta) * (n_a * n_b / n)
+            self.comoment = self.comoment + comoment_b.to(self.mean.device) + cross
         self.count = n
         return self
+
+    @property
+    def covariance(self) -> torch.Tensor:
+        """Unbiased ``(features, features)`` covariance (needs ``track_covariance`` and two samples)."""
+        if self.comoment is None or self.count < 2:
+            raise ValueError("covariance needs track_covariance=True and at least two samples")
+        return self.comoment / (self.count - 1)
 
     @property
     def variance(self) -> torch.Tensor:

@@ -72,6 +72,8 @@ def test_save_load_roundtrip_is_exact_and_pickle_free(tmp_path):
         torch.testing.assert_close(loaded.layers[name].mean, cal.layers[name].mean)
         torch.testing.assert_close(loaded.layers[name].var, cal.layers[name].var)
         torch.testing.assert_close(loaded.layers[name].holdout, cal.layers[name].holdout)
+        assert cal.layers[name].principal is not None
+        torch.testing.assert_close(loaded.layers[name].principal, cal.layers[name].principal)
     header = read_header(path)
     assert header["metadata"]["model_class"] == "Toy" and header["layers"][0]["n_features"] == 5
     assert b"pickle" not in path.read_bytes()[:200]

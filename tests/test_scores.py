@@ -139,7 +139,7 @@ def test_a_sparse_shift_is_caught_by_the_peak_statistic(fitted):
 
 def test_single_statistics_stay_calibrated_and_unknown_names_fail(fitted):
     scorer, draw = fitted
-    for name in ("mean_shift", "peak_shift"):
+    for name in ("mean_shift", "peak_shift", "principal"):
         single = DriftScorer(statistic=name).set_calibration(scorer.calibration)
         drift = np.array([single.score_features(draw(16))["x"].drift for _ in range(300)])
         assert abs(drift.mean()) < 0.3 and 0.75 < drift.std() < 1.3 and (drift > 3).mean() <= 0.02
@@ -169,3 +169,42 @@ def test_min_p_combination_is_calibrated_and_extrapolates_between_one_and_two_ti
     _, p_far = combined_sigma_and_pvalue(row, [null])
     expected = 1e-6 if correlated else 2e-6
     assert p_far[0] == pytest.approx(expected, rel=0.5)
+
+
+def test_principal_axes_whiten_the_standardised_features(fitted):
+    scorer, draw = fitted
+    ref = scorer.calibration.layers["x"]
+    assert ref.principal is not None and 1 <= ref.principal.shape[1] <= ref.count // 10
+    z = (draw(4000)["x"].double() - ref.mean) / ref.var.sqrt()
+    whitened = z @ ref.principal.double()
+    cov = torch.cov(whitened.T)
+    np.testing.assert_allclose(torch.diag(cov).numpy(), 1.0, atol=0.25)  # unit variance on fresh clean data
+
+
+def test_a_shift_along_a_quiet_principal_axis_is_caught_by_the_principal_statistic(fitted):
+    """Correlated features: a shift against the correlation barely moves any single feature or their squared sum,
+    but it leaves the clean subspace, where the whitened axes see it."""
+    scorer, draw = fitted
+    ref = scorer.calibration.layers["x"]
+    sd = ref.var.sqrt().float()
+    quiet = ref.principal[:, -1] / ref.principal[:, -1].norm()  # last kept axis: the smallest clean variance
+    mean_only = DriftScorer(statistic="mean_shift").set_calibration(scorer.calibration)
+    combined, alone = [], []
+    for _ in range(20):
+        feats = draw(16)
+        feats["x"] = feats["x"] + 0.6 * quiet * sd
+        combined.append(scorer.score_features(feats)["x"].drift)
+        alone.append(mean_only.score_features(feats)["x"].drift)
+    assert np.median(combined) > 4 and np.median(alone) < 2.5, (np.median(combined), np.median(alone))
+
+
+def test_principal_axes_can_be_switched_off_and_the_scores_stay_calibrated():
+    from deepdrift import CalibrationConfig
+
+    draw = _generator(seed=3)
+    scorer = DriftScorer(CalibrationConfig(principal_max_features=0)).fit_features(draw(64) for _ in range(40))
+    assert all(ref.principal is None for ref in scorer.calibration.layers.values())
+    scores = [scorer.score_features(draw(16)) for _ in range(300)]
+    assert all(s["x"].principal_statistic == s["x"].statistic for s in scores)  # falls back to the mean shift
+    drift = np.array([s["x"].drift for s in scores])
+    assert abs(drift.mean()) < 0.3 and 0.75 < drift.std() < 1.3

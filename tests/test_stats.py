@@ -29,15 +29,29 @@ def test_moments_match_numpy():
 def test_merge_of_any_split_equals_one_pass(n, cuts, offset, seed):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 3, generator=g, dtype=torch.float64) + offset
-    one = RunningMoments().update(x)
+    one = RunningMoments(track_covariance=True).update(x)
     bounds = sorted({min(c, n) for c in cuts} | {0, n})
-    parts = [RunningMoments().update(x[a:b]) for a, b in pairwise(bounds)]
-    merged = RunningMoments()
+    parts = [RunningMoments(track_covariance=True).update(x[a:b]) for a, b in pairwise(bounds)]
+    merged = RunningMoments(track_covariance=True)
     for p in parts:
         merged.merge(p)
     assert merged.count == one.count
     np.testing.assert_allclose(merged.mean.numpy(), one.mean.numpy(), rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(merged.variance.numpy(), one.variance.numpy(), rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(merged.covariance.numpy(), one.covariance.numpy(), rtol=1e-8, atol=1e-9)
+
+
+def test_covariance_matches_torch_and_needs_tracking():
+    x = torch.randn(300, 4, dtype=torch.float64) @ torch.randn(4, 4, dtype=torch.float64) + 5
+    m = RunningMoments(track_covariance=True)
+    for chunk in x.split(41):
+        m.update(chunk)
+    np.testing.assert_allclose(m.covariance.numpy(), torch.cov(x.T).numpy(), rtol=1e-10)
+    np.testing.assert_allclose(np.diag(m.covariance.numpy()), m.variance.numpy(), rtol=1e-10)
+    with pytest.raises(ValueError, match="track_covariance"):
+        _ = RunningMoments().update(x).covariance
+    with pytest.raises(ValueError, match="cannot merge"):
+        m.merge(RunningMoments().update(x))
 
 
 def test_variance_needs_two_samples():
