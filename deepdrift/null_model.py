@@ -126,7 +126,7 @@ def resample_statistics(
     batch_size: int,
     n_draws: int,
     generator: torch.Generator,
-    mean_error_sd: torch.Tensor | None = None,
+    reference_count: int | None = None,
     principal: torch.Tensor | None = None,
     chunk: int = 256,
 ) -> torch.Tensor:
@@ -134,8 +134,10 @@ def resample_statistics(
     standardised, centred held-out rows, as a ``(n_draws, 3)`` float64 tensor (see ``shift_statistics``).
 
     Args:
-        mean_error_sd: per-feature sd of the calibration mean's own estimation error (z units); each draw adds an
-            independent error of that size, so the null covers the uncertainty of the reference mean.
+        reference_count: samples behind the reference mean. Each draw adds an error of that mean's size and
+            correlation (a Gaussian mix of the held-out rows with covariance ``Sigma / count``), so the null covers
+            the uncertainty of the reference mean; independent per-feature errors would overstate it along quiet
+            principal axes.
         principal: ``(features, axes)`` whitening map; without it the third column repeats the mean shift.
     """
     n_rows, n_features = z_centred.shape
@@ -152,9 +154,9 @@ def resample_statistics(
         else:
             means = z_centred[idx].mean(dim=1)
         means = means.double()
-        if mean_error_sd is not None:
-            noise = torch.randn(means.shape, generator=generator, dtype=torch.float64)
-            means = means + noise * mean_error_sd.double()
+        if reference_count is not None:
+            mix = torch.randn(stop - start, n_rows, generator=generator, dtype=z_centred.dtype)
+            means = means + (mix @ z_centred).double() / (n_rows * reference_count) ** 0.5
         out[start:stop] = shift_statistics_from_means(means, batch_size, principal)
     return out
 

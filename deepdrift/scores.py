@@ -132,8 +132,7 @@ class DriftScorer:
         z_centred = z - z.mean(dim=0)
         generator = torch.Generator().manual_seed(calibration.config.seed * 1_000_003 + batch_size)
         # the calibration mean is itself estimated from `count` samples: every draw carries an error of that size
-        mean_error_sd = (z.double().var(dim=0) / ref.count).sqrt()
-        draws = resample_statistics(z_centred, batch_size, self.n_null_draws, generator, mean_error_sd,
+        draws = resample_statistics(z_centred, batch_size, self.n_null_draws, generator, ref.count,
                                     principal=ref.principal)
         return fit_combined_null(draws.numpy(), batch_size)
 

@@ -29,7 +29,7 @@ def fitted():
 @pytest.mark.parametrize("batch_size", [1, 16, 128])
 def test_clean_drift_is_standard_normal_at_every_batch_size(fitted, batch_size):
     scorer, draw = fitted
-    drift = np.array([[s.drift for s in scorer.score_features(draw(batch_size)).values()] for _ in range(600)])
+    drift = np.array([[s.drift for s in scorer.score_features(draw(batch_size)).values()] for _ in range(1500)])
     assert np.all(np.abs(drift.mean(0)) < 0.3), drift.mean(0)
     assert np.all((drift.std(0) > 0.75) & (drift.std(0) < 1.3)), drift.std(0)
     assert np.all((drift > 3.0).mean(0) <= 0.01)
