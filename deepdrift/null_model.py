@@ -2,20 +2,21 @@
 
 For a batch of size B the statistic is ``s = B/D * sum_d ((mean_d - mu_d) / sigma_d)^2``; on clean data its mean is
 about 1 at every B, but its spread and skew depend on feature correlations and on B. We resample batches of size B
-(with replacement) from the centred held-out reservoir, add the expected contribution of the calibration mean's own
-estimation error (B/N times the held-out variance ratio), and fit a Pearson type III (shifted gamma) law by its first
-three moments. The body of the null (up to its 90% quantile) is the resampled draws' empirical CDF, which needs no
+(with replacement) from the centred held-out reservoir, add to each draw an error of the size and correlation of the
+calibration mean's own estimation error (covariance Sigma/N), and fit a Pearson type III (shifted gamma) law by its
+first three moments. The body of the null (up to its 90% quantile) is the resampled draws' empirical CDF, which needs no
 model; the gamma fit only supplies the shape of the far tail, spliced on at that quantile. A gamma tail matches a
 quadratic form of near-Gaussian vectors, and its log tail probability stays finite far beyond what a finite resample
 could express, so strong drift still has a meaningful sigma value. (Moment fits alone misplace the lower end of a
 strongly skewed law: single-image statistics fell below the fitted support and scored -inf.)
 
-Two statistics are resampled from the same draws: the *mean shift* above (powerful when many features move a
-little) and the *peak shift* ``B * max_d ((mean_d - mu_d) / sigma_d)^2`` (powerful when a few features move a lot:
-dead or stuck channels, a faulty attention head). A layer's p-value combines them by their smaller p-value (Tippett's
-min-p), whose own null law is read off the same draws, so the combination stays calibrated with no Bonferroni loss
-in the body; beyond the draws it decays like ``k * min p`` with the ``k`` measured at the junction. The idea of
-adding a max-type test to a sum-of-squares test is the "power enhancement" of Fan, Liao & Yao (Econometrica 2015).
+Three statistics are resampled from the same draws: the *mean shift* above (powerful when many features move a
+little), the *peak shift* ``B * max_d ((mean_d - mu_d) / sigma_d)^2`` (powerful when a few features move a lot: dead
+or stuck channels, a faulty attention head) and the *principal-axes shift* ``B/K * |z W|^2`` on whitened principal
+axes (powerful for low-rank changes along quiet directions). A layer's p-value combines them by their smallest
+p-value (Tippett's min-p), whose own null law is read off the same draws, so the combination stays calibrated with no
+Bonferroni loss in the body; beyond the draws it decays like ``k * min p`` with the ``k`` measured at the junction.
+Adding a max-type test to a sum-of-squares test is the "power enhancement" of Fan, Liao & Yao (Econometrica 2015).
 """
 
 from __future__ import annotations
