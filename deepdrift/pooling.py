@@ -37,6 +37,13 @@ class PoolingConfig:
     token_pool: TokenPool = "mean"
     summary: Summary = "mean_std"
 
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("layout", self.layout, ("auto", "NCHW", "NHWC", "NLC", "NCL", "NC")),
+                                     ("token_pool", self.token_pool, ("mean", "cls")),
+                                     ("summary", self.summary, ("mean", "mean_std"))):
+            if value not in allowed:
+                raise ValueError(f"PoolingConfig.{name} must be one of {allowed}, got {value!r}")
+
 
 def extract_tensor(output: Any) -> torch.Tensor:
     """Find the hidden-state tensor inside a layer's output (tensor, tuple, dict or ModelOutput)."""

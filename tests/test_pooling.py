@@ -70,3 +70,10 @@ def test_half_precision_outputs_are_averaged_in_float32():
     x = torch.full((1, 1, 8, 8), 100.0, dtype=torch.bfloat16)
     x[0, 0, 0, :4] = 101.75  # bf16 cannot hold the exact mean 100.109375
     torch.testing.assert_close(pool_output(x, MEAN_ONLY), x.float().mean(dim=(2, 3)))
+
+
+def test_unknown_pooling_options_are_refused():
+    with pytest.raises(ValueError, match="summary"):
+        PoolingConfig(summary="median")
+    with pytest.raises(ValueError, match="token_pool"):
+        PoolingConfig(token_pool="first")
