@@ -47,11 +47,10 @@ class NullFit:
     def log_sf(self, values: np.ndarray) -> np.ndarray:
         """``log P(S >= s)`` for each value (NaN where the value is not finite)."""
         values = np.asarray(values, dtype=np.float64)
-        finite = np.isfinite(values)
-        safe = np.where(finite, values, 0.0)
+        safe = np.where(np.isfinite(values), values, 0.0)
         shape = _pearson_log_sf(safe, np.array([self.mean]), np.array([self.std]), np.array([self.skew]))
-        tail = self.empirical_log_sf(self.junction) + np.minimum(shape - self.log_sf_junction, 0.0)
-        return np.where(finite, np.where(safe <= self.junction, self.empirical_log_sf(safe), tail), np.nan)
+        return _splice(values, self.empirical_log_sf(safe), shape, self.junction,
+                       self.empirical_log_sf(self.junction), self.log_sf_junction)
 
     def empirical_log_sf(self, value: np.ndarray | float) -> np.ndarray:
         """Log of the draws' survival share at ``value`` (half-count continuity correction)."""
@@ -59,22 +58,24 @@ class NullFit:
         return np.log1p(-(np.searchsorted(self.sorted_draws, value) + 0.5) / (n + 1))
 
 
+def _splice(values: np.ndarray, empirical: np.ndarray, pearson: np.ndarray, junction: np.ndarray | float,
+            log_p_junction: np.ndarray | float, log_sf_junction: np.ndarray | float) -> np.ndarray:
+    """The draws' empirical log survival up to the junction, the Pearson III shape spliced on beyond it
+    (``p(s) = p_emp(q) * sf(s) / sf(q)``); NaN for non-finite values. Arrays broadcast element-wise."""
+    tail = log_p_junction + np.minimum(pearson - log_sf_junction, 0.0)
+    return np.where(np.isfinite(values), np.where(values <= junction, empirical, tail), np.nan)
+
+
 def _log_sf_per_fit(values: np.ndarray, fits: list[NullFit]) -> np.ndarray:
-    """``log P(S_i >= values_i)`` under ``fits[i]``: the draws' empirical share up to the junction, the Pearson III
-    shape spliced on beyond it; NaN for non-finite values. Vectorised over the (layer) index ``i``."""
-    finite = np.isfinite(values)
-    safe = np.where(finite, values, 0.0)
+    """``log P(S_i >= values_i)`` under ``fits[i]``, vectorised over the (layer) index ``i``: this runs once per
+    statistic on every scored batch."""
+    safe = np.where(np.isfinite(values), values, 0.0)
     shape = _pearson_log_sf(safe, np.array([f.mean for f in fits]), np.array([f.std for f in fits]),
                             np.array([f.skew for f in fits]))
-    out = np.full(values.shape, np.nan)
-    for i, fit in enumerate(fits):
-        if not finite[i]:
-            continue
-        if safe[i] <= fit.junction:
-            out[i] = fit.empirical_log_sf(safe[i])
-        else:
-            out[i] = fit.empirical_log_sf(fit.junction) + min(shape[i] - fit.log_sf_junction, 0.0)
-    return out
+    empirical = np.array([float(f.empirical_log_sf(v)) for f, v in zip(fits, safe, strict=True)])
+    junction = np.array([f.junction for f in fits])
+    log_p_junction = np.array([float(f.empirical_log_sf(f.junction)) for f in fits])
+    return _splice(values, empirical, shape, junction, log_p_junction, np.array([f.log_sf_junction for f in fits]))
 
 
 @dataclass(frozen=True, eq=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -38,9 +38,8 @@ class PoolingConfig:
     summary: Summary = "mean_std"
 
     def __post_init__(self) -> None:
-        for name, value, allowed in (("layout", self.layout, ("auto", "NCHW", "NHWC", "NLC", "NCL", "NC")),
-                                     ("token_pool", self.token_pool, ("mean", "cls")),
-                                     ("summary", self.summary, ("mean", "mean_std"))):
+        for name, kind in (("layout", Layout), ("token_pool", TokenPool), ("summary", Summary)):
+            value, allowed = getattr(self, name), get_args(kind)
             if value not in allowed:
                 raise ValueError(f"PoolingConfig.{name} must be one of {allowed}, got {value!r}")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -38,7 +38,7 @@ from .null_model import (
 logger = logging.getLogger(__name__)
 
 DriftStatistic = Literal["combined", "mean_shift", "peak_shift", "principal"]
-_STATISTICS = ("combined", "mean_shift", "peak_shift", "principal")
+_STATISTICS = get_args(DriftStatistic)
 _COLUMN = {"mean_shift": 0, "peak_shift": 1, "principal": 2}
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepdrift import DriftScorer, LayerTaps, PoolingConfig
+from deepdrift import DriftScorer, LayerTaps
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,6 @@ def extract_features(
     tap_names: Sequence[str],
     images: torch.Tensor,
     chunk: int = 128,
-    pooling: PoolingConfig = PoolingConfig(),
 ) -> FeatureSet:
     """Run ``images`` through ``model`` in fixed chunks and keep every tap's pooled output and the logits.
 
@@ -57,10 +56,9 @@ def extract_features(
         tap_names: module names to tap, in depth order (the clean model's taps).
         images: ``(n, C, H, W)`` model inputs.
         chunk: images per forward pass; keep it fixed between runs that are compared bit for bit.
-        pooling: how tap outputs become vectors (as in the monitor).
     """
     model.eval()
-    taps = LayerTaps(model, layers=list(tap_names), pooling=pooling)
+    taps = LayerTaps(model, layers=list(tap_names))
     feats: dict[str, list[torch.Tensor]] = {name: [] for name in tap_names}
     logits = []
     with torch.no_grad():
