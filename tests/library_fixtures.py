@@ -27,6 +27,6 @@ def clean_batches(n_batches: int, batch_size: int = 16, size: int = 16, seed: in
     return out
 
 
-def mean_and_std(x: torch.Tensor, dims: int | tuple[int, ...]) -> torch.Tensor:
-    """The default pooled features: per-channel mean, then per-channel (population) std over ``dims``."""
-    return torch.cat([x.mean(dim=dims), x.std(dim=dims, correction=0)], dim=1)
+def mean_std_max(x: torch.Tensor, dims: int | tuple[int, ...]) -> torch.Tensor:
+    """The default pooled features: per-channel mean, (population) std, then maximum over ``dims``."""
+    return torch.cat([x.mean(dim=dims), x.std(dim=dims, correction=0), x.amax(dim=dims)], dim=1)

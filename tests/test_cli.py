@@ -14,7 +14,7 @@ def test_layers_lists_timm_taps_as_json():
     data = json.loads(result.output)
     assert data["rule"] == "timm-feature-info"
     assert [t["name"] for t in data["taps"]] == ["act1", "layer1", "layer2", "layer3", "layer4"]
-    assert data["taps"][-1]["features"] == 1024  # 512 channels: mean and std
+    assert data["taps"][-1]["features"] == 1536  # 512 channels: mean, std and max
     assert data["taps"][-1]["zone"] == "IR"
 
 

@@ -2,7 +2,7 @@ from collections import OrderedDict
 
 import pytest
 import torch
-from library_fixtures import mean_and_std
+from library_fixtures import mean_std_max
 
 from deepdrift.errors import UnsupportedOutputError
 from deepdrift.pooling import PoolingConfig, extract_tensor, pool_output
@@ -12,7 +12,7 @@ MEAN_ONLY = PoolingConfig(summary="mean")
 
 def test_conv_maps_are_global_average_pooled_with_spatial_std():
     x = torch.randn(4, 5, 6, 7)
-    torch.testing.assert_close(pool_output(x), mean_and_std(x, (2, 3)))
+    torch.testing.assert_close(pool_output(x), mean_std_max(x, (2, 3)))
     torch.testing.assert_close(pool_output(x, MEAN_ONLY), x.mean(dim=(2, 3)))
 
 
@@ -22,20 +22,34 @@ def test_zero_mean_noise_moves_the_std_features_not_the_means():
     noisy = x + 0.5 * torch.randn(x.shape, generator=g)
     clean, shifted = pool_output(x), pool_output(noisy)
     assert (shifted[:, :3] - clean[:, :3]).abs().max() < 0.1  # means: noise averages out over 256 positions
-    assert (shifted[:, 3:] / clean[:, 3:]).mean() > 1.08  # std: sqrt(1 + 0.25) = 1.118
+    assert (shifted[:, 3:6] / clean[:, 3:6]).mean() > 1.08  # std: sqrt(1 + 0.25) = 1.118
+
+
+def test_a_few_changed_positions_move_the_max_far_more_than_mean_and_std():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(256, 4, 16, 16, generator=g)  # clean maps: maxima pile up just below 1
+    stuck = x.clone()
+    stuck[:, :, 3, 5] = 1.5  # one stuck position out of 256
+    clean, faulty = pool_output(x), pool_output(stuck)
+    spread = clean.std(dim=0)  # natural spread of each feature across samples
+    moved = ((faulty - clean).mean(dim=0) / spread).abs()
+    assert moved[:8].max() < 1.0  # mean and std: well inside their natural spread
+    assert moved[8:].min() > 50.0  # max: far outside it
+    assert pool_output(x, PoolingConfig(summary="mean_std")).shape == (256, 8)
 
 
 def test_tokens_mean_or_cls():
     x = torch.randn(4, 10, 8)
-    torch.testing.assert_close(pool_output(x), mean_and_std(x, 1))
+    torch.testing.assert_close(pool_output(x), mean_std_max(x, 1))
     torch.testing.assert_close(pool_output(x, MEAN_ONLY), x.mean(dim=1))
     torch.testing.assert_close(pool_output(x, PoolingConfig(token_pool="cls", summary="mean")), x[:, 0])
     torch.testing.assert_close(pool_output(x, PoolingConfig(token_pool="cls"))[:, :8], x[:, 0])
+    torch.testing.assert_close(pool_output(x, PoolingConfig(token_pool="cls"))[:, 16:], x.amax(dim=1))
 
 
 def test_nhwc_layout():
     x = torch.randn(2, 3, 4, 6)
-    torch.testing.assert_close(pool_output(x, PoolingConfig(layout="NHWC")), mean_and_std(x, (1, 2)))
+    torch.testing.assert_close(pool_output(x, PoolingConfig(layout="NHWC")), mean_std_max(x, (1, 2)))
 
 
 def test_vectors_and_scalars_per_sample():

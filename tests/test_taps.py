@@ -2,7 +2,7 @@ import pytest
 import timm
 import torch
 import torchvision
-from library_fixtures import mean_and_std
+from library_fixtures import mean_std_max
 from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
 
@@ -57,7 +57,7 @@ def test_swin_nhwc_outputs_pool_over_space_not_channels():
         _, feats = taps.run(lambda: model(torch.randn(1, 3, 224, 224)))
     info = {i["module"]: i["num_chs"] for i in model.feature_info}
     for name, chs in info.items():
-        assert feats[name].shape[1] == 2 * chs  # mean and std of each channel
+        assert feats[name].shape[1] == 3 * chs  # mean, std and max of each channel
 
 
 def test_diffusers_unets_tap_down_mid_up_blocks():
@@ -70,7 +70,7 @@ def test_diffusers_unets_tap_down_mid_up_blocks():
     assert taps.names == ["down_blocks.0", "down_blocks.1", "mid_block", "up_blocks.0", "up_blocks.1"]
     with torch.no_grad():
         _, feats = taps.run(lambda: unet(torch.randn(3, 1, 16, 16), 10).sample)
-    assert [f.shape for f in feats.values()] == [(3, 16), (3, 32), (3, 32), (3, 32), (3, 16)]  # mean and std
+    assert [f.shape for f in feats.values()] == [(3, 24), (3, 48), (3, 48), (3, 48), (3, 24)]  # mean, std, max
 
     cond = UNet2DConditionModel(sample_size=8, in_channels=2, out_channels=2, block_out_channels=(8, 16),
                                 down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
@@ -96,7 +96,7 @@ def test_captured_values_match_timm_forward_intermediates():
         _, feats = taps.run(lambda: model(x))
         intermediates = model.forward_intermediates(x, intermediates_only=True)
     for name, ref in zip(taps.names, intermediates, strict=True):
-        torch.testing.assert_close(feats[name], mean_and_std(ref, (2, 3)))
+        torch.testing.assert_close(feats[name], mean_std_max(ref, (2, 3)))
 
 
 def test_vit_blocks_match_timm_forward_intermediates():
@@ -107,14 +107,14 @@ def test_vit_blocks_match_timm_forward_intermediates():
         _, feats = taps.run(lambda: model(x))
         inter = model.forward_intermediates(x, intermediates_only=True, output_fmt="NLC", norm=False)
     for i, ref in enumerate(inter):  # NLC without prefix tokens: compare the patch-token mean via full blocks
-        assert 2 * ref.shape[-1] == feats[f"blocks.{i}"].shape[1]
+        assert 3 * ref.shape[-1] == feats[f"blocks.{i}"].shape[1]
     with torch.no_grad():
         tokens = model.patch_embed(x)
         tokens = model._pos_embed(tokens)
         tokens = model.norm_pre(model.patch_drop(tokens))
         for i, block in enumerate(model.blocks):
             tokens = block(tokens)
-            torch.testing.assert_close(feats[f"blocks.{i}"], mean_and_std(tokens, 1))
+            torch.testing.assert_close(feats[f"blocks.{i}"], mean_std_max(tokens, 1))
 
 
 def test_captured_values_match_torchvision_feature_extractor():
@@ -126,7 +126,7 @@ def test_captured_values_match_torchvision_feature_extractor():
         _, feats = taps.run(lambda: model(x))
         ref = extractor(x)
     for name in taps.names:
-        torch.testing.assert_close(feats[name], mean_and_std(ref[name], (2, 3)))
+        torch.testing.assert_close(feats[name], mean_std_max(ref[name], (2, 3)))
 
 
 def test_inplace_activation_does_not_corrupt_capture():
@@ -136,7 +136,7 @@ def test_inplace_activation_does_not_corrupt_capture():
     taps = LayerTaps(model, layers=["0"])
     with torch.no_grad():
         _, feats = taps.run(lambda: model(x))
-        expected = mean_and_std(conv(x), (2, 3))  # pre-activation values, negative entries included
+        expected = mean_std_max(conv(x), (2, 3))  # pre-activation values, negative entries included
     torch.testing.assert_close(feats["0"], expected)
     assert (feats["0"] < 0).any()
 
