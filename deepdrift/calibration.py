@@ -240,6 +240,12 @@ class CalibrationAccumulator:
             if moments.comoment is not None:
                 principal = principal_axes(moments.covariance, var, self.config.principal_variance,
                                            max_axes=max(1, moments.count // 10))
+            elif self.config.principal_max_features > 0:
+                logger.info(
+                    "%s: %d pooled features > principal_max_features=%d; scored without the principal-axes "
+                    "statistic (raise the limit, memory features^2 x 8 bytes, to include it)",
+                    name, var.shape[0], self.config.principal_max_features,
+                )
             layers[name] = LayerReference(
                 mean=moments.mean, var=var, count=moments.count,
                 holdout=holdout.get(name, torch.empty(0, var.shape[0])), principal=principal,

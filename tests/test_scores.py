@@ -208,3 +208,13 @@ def test_principal_axes_can_be_switched_off_and_the_scores_stay_calibrated():
     assert all(s["x"].principal_statistic == s["x"].statistic for s in scores)  # falls back to the mean shift
     drift = np.array([s["x"].drift for s in scores])
     assert abs(drift.mean()) < 0.3 and 0.75 < drift.std() < 1.3
+
+
+def test_layers_too_wide_for_principal_axes_say_so_in_the_log(caplog):
+    from deepdrift import CalibrationConfig
+
+    draw = _generator(seed=4)
+    with caplog.at_level("INFO", logger="deepdrift.calibration"):
+        scorer = DriftScorer(CalibrationConfig(principal_max_features=20)).fit_features(draw(64) for _ in range(5))
+    assert scorer.calibration.layers["x"].principal is None
+    assert "x: 48 pooled features > principal_max_features=20" in caplog.text

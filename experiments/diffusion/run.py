@@ -107,8 +107,8 @@ def report_job(cfg: dict[str, Any], paths: dict[str, list[str]], sample_paths: l
                 "checkpoint (NN ratio < 1/3), per training-set size N.")
     geometry = frames["geometry"].drop_duplicates("block").drop(columns=["n_train", "seed"])
     write_table(geometry, stems["geometry"], float_format="%.0f",
-                caption="Tapped U-Net blocks: output channels and spatial size (pooled features = channels). Drift is "
-                "in sigma units against each block's own clean-data null at the scored batch size, so width and "
-                "feature correlation are standardised per block; compare blocks of equal resolution before naming "
-                "a bottleneck.")
+                caption="Tapped U-Net blocks: output channels, spatial size and pooled features (mean, std and max "
+                "of each channel). Drift is in sigma units against each block's own clean-data null at the scored "
+                "batch size, so width and feature correlation are standardised per block; compare blocks of equal "
+                "resolution before naming a bottleneck.")
     return summary

@@ -50,7 +50,7 @@ def pools() -> tuple[nn.Module, FeatureSet, FeatureSet, FeatureSet]:
 def test_extract_features_keeps_logits_penultimate_and_taps(pools) -> None:
     net, calib, _, _ = pools
     assert calib.logits.shape == (500, 3) and calib.penultimate.shape == (500, 12)
-    assert list(calib.taps) == ["1", "3", "7"] and calib.taps["3"].shape == (500, 32)  # 16 channels: mean and std
+    assert list(calib.taps) == ["1", "3", "7"] and calib.taps["3"].shape == (500, 48)  # 16 channels: mean, std, max
     x = torch.randn(4, 1, 8, 8)
     with torch.no_grad():
         assert torch.allclose(net[-1](net[:-1](x)), extract_features(net, x).logits, atol=1e-6)

@@ -50,7 +50,7 @@ def test_block_geometry_reports_width_and_resolution() -> None:
     geo = block_geometry(build_unet(TINY, 8).eval(), torch.zeros(2, 1, 8, 8))
     mid = geo.set_index("block").loc["mid_block"]
     assert (int(mid["channels"]), int(mid["height"])) == (16, 2)
-    assert int(mid["pooled_features"]) == 32  # the monitor scores each channel's mean and std
+    assert int(mid["pooled_features"]) == 48  # the monitor scores each channel's mean, std and max
     assert geo.set_index("block").loc["up_blocks.2", "height"] == 8
 
 
