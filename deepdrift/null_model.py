@@ -43,19 +43,23 @@ class NullFit:
     sorted_draws: np.ndarray
     junction: float  # the draws' TAIL_QUANTILE: empirical below, spliced Pearson tail above
     log_sf_junction: float  # the Pearson fit's log survival at the junction
+    log_p_junction: float  # the draws' empirical log survival at the junction
 
     def log_sf(self, values: np.ndarray) -> np.ndarray:
         """``log P(S >= s)`` for each value (NaN where the value is not finite)."""
         values = np.asarray(values, dtype=np.float64)
         safe = np.where(np.isfinite(values), values, 0.0)
         shape = _pearson_log_sf(safe, np.array([self.mean]), np.array([self.std]), np.array([self.skew]))
-        return _splice(values, self.empirical_log_sf(safe), shape, self.junction,
-                       self.empirical_log_sf(self.junction), self.log_sf_junction)
+        return _splice(values, self.empirical_log_sf(safe), shape, self.junction, self.log_p_junction,
+                       self.log_sf_junction)
 
     def empirical_log_sf(self, value: np.ndarray | float) -> np.ndarray:
         """Log of the draws' survival share at ``value`` (half-count continuity correction)."""
-        n = self.sorted_draws.size
-        return np.log1p(-(np.searchsorted(self.sorted_draws, value) + 0.5) / (n + 1))
+        return _empirical_log_sf(self.sorted_draws, value)
+
+
+def _empirical_log_sf(sorted_draws: np.ndarray, value: np.ndarray | float) -> np.ndarray:
+    return np.log1p(-(np.searchsorted(sorted_draws, value) + 0.5) / (sorted_draws.size + 1))
 
 
 def _splice(values: np.ndarray, empirical: np.ndarray, pearson: np.ndarray, junction: np.ndarray | float,
@@ -74,8 +78,8 @@ def _log_sf_per_fit(values: np.ndarray, fits: list[NullFit]) -> np.ndarray:
                             np.array([f.skew for f in fits]))
     empirical = np.array([float(f.empirical_log_sf(v)) for f, v in zip(fits, safe, strict=True)])
     junction = np.array([f.junction for f in fits])
-    log_p_junction = np.array([float(f.empirical_log_sf(f.junction)) for f in fits])
-    return _splice(values, empirical, shape, junction, log_p_junction, np.array([f.log_sf_junction for f in fits]))
+    return _splice(values, empirical, shape, junction, np.array([f.log_p_junction for f in fits]),
+                   np.array([f.log_sf_junction for f in fits]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,7 +87,7 @@ class CombinedNull:
     """Null law of one layer at one batch size: a fit per statistic and the law of their min-p combination.
 
     Attributes:
-        fits: one ``NullFit`` per statistic (mean shift, peak shift).
+        fits: one ``NullFit`` per statistic (mean shift, peak shift, principal-axes shift).
         sorted_min_log_p: each draw's smallest log p-value over the statistics, ascending.
         junction: the draws' ``1 - TAIL_QUANTILE`` quantile of ``min log p``: empirical above, ``k * min p`` below.
         log_p_junction: combined log p-value at the junction.
@@ -185,8 +189,9 @@ def fit_null(draws: np.ndarray, batch_size: int) -> NullFit:
     junction = float(ordered[int(TAIL_QUANTILE * (ordered.size - 1))])
     log_sf_junction = float(_pearson_log_sf(np.array([junction]), np.array([mean]), np.array([std]),
                                             np.array([skew]))[0])
+    log_p_junction = float(_empirical_log_sf(ordered, junction))
     return NullFit(batch_size=batch_size, mean=mean, std=std, skew=skew, sorted_draws=ordered,
-                   junction=junction, log_sf_junction=log_sf_junction)
+                   junction=junction, log_sf_junction=log_sf_junction, log_p_junction=log_p_junction)
 
 
 def _pearson_log_sf(values: np.ndarray, mean: np.ndarray, std: np.ndarray, skew: np.ndarray) -> np.ndarray:
