@@ -10,7 +10,9 @@ from .calibration import Calibration, CalibrationConfig
 from .doctor import Diagnosis, DoctorConfig, FailureMode, diagnose_drift
 from .errors import (
     CalibrationMismatchError,
+    CorruptCalibrationError,
     DeepDriftError,
+    DeepDriftWarning,
     HookNotFiredError,
     LayerNotFoundError,
     NonFiniteActivationError,
@@ -31,8 +33,10 @@ __all__ = [
     "Calibration",
     "CalibrationConfig",
     "CalibrationMismatchError",
+    "CorruptCalibrationError",
     "DeepDriftError",
     "DeepDriftMonitor",
+    "DeepDriftWarning",
     "Diagnosis",
     "DoctorConfig",
     "DriftScorer",

@@ -32,3 +32,15 @@ class UnsupportedOutputError(DeepDriftError, TypeError):
 
 class NonFiniteActivationError(DeepDriftError, ValueError):
     """NaN or Inf activations were seen where they cannot be tolerated (during calibration)."""
+
+
+class CorruptCalibrationError(CalibrationMismatchError):
+    """A calibration file is damaged or malformed: a header field or tensor has the wrong type, size or value."""
+
+
+class DeepDriftWarning(UserWarning):
+    """A problem the user can act on (too little calibration data, a model in training mode, too few taps ...).
+
+    Issued with ``warnings.warn`` so it is visible by default; filter it with
+    ``warnings.filterwarnings("ignore", category=deepdrift.DeepDriftWarning)``.
+    """
