@@ -24,6 +24,7 @@ from .observer import Alert, AlertKind, MonitorState, ObserverConfig
 from .plots import plot_drift_profile, plot_drift_timeline
 from .pooling import PoolingConfig
 from .scores import DriftScorer, LayerScore
+from .status import LayerStatus
 from .taps import ZONES, LayerTaps, Tap
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "HookNotFiredError",
     "LayerNotFoundError",
     "LayerScore",
+    "LayerStatus",
     "LayerTaps",
     "MonitorState",
     "NonFiniteActivationError",

@@ -28,9 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .null_model import adjust_pvalues
+from .corrections import Correction, adjust_pvalues, check_correction
 from .profile import DriftProfile, read_profile
 from .taps import ZONES
+from .validation import require_float
 
 
 class FailureMode(enum.Enum):
@@ -62,13 +63,15 @@ class DoctorConfig:
     """
 
     alpha: float = 0.01
-    correction: str = "holm"
+    correction: Correction = "holm"
     flat_ratio: float = 0.5
     avalanche_ratio: float = 3.0
 
     def __post_init__(self) -> None:
-        if self.correction not in ("holm", "bh"):
-            raise ValueError(f"correction must be 'holm' or 'bh', got {self.correction!r}")
+        require_float("DoctorConfig.alpha", self.alpha, minimum=0.0, maximum=1.0, strict_minimum=True)
+        check_correction(self.correction)
+        require_float("DoctorConfig.flat_ratio", self.flat_ratio, minimum=0.0, maximum=1.0)
+        require_float("DoctorConfig.avalanche_ratio", self.avalanche_ratio, minimum=1.0)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Turn whatever a data loader yields into a model call, on the model's device.
 
-Loaders yield tensors, ``(x, y)`` pairs, or dicts (Hugging Face style ``{'pixel_values': ..., 'labels': ...}``,
-diffusers style ``{'sample': ..., 'timestep': ...}``). Labels are never passed to the model.
+Loaders yield tensors, ``(x, y)`` pairs, ``(sample, timestep[, condition])`` tuples for diffusers U-Nets, or dicts
+(Hugging Face style ``{'pixel_values': ..., 'labels': ...}``, diffusers style ``{'sample': ..., 'timestep': ...}``).
+Labels are never passed to the model. Floating inputs are cast to the model's floating dtype (an fp16 model gets fp16).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -29,60 +31,115 @@ def model_device(model: nn.Module) -> torch.device:
     return tensor.device if tensor is not None else torch.device("cpu")
 
 
-def to_device(obj: Any, device: torch.device) -> Any:
-    """Move tensors inside (nested) tuples, lists and dicts to ``device``."""
+def model_dtype(model: nn.Module) -> torch.dtype | None:
+    """Floating dtype of the model's first floating parameter (None for parameter-free or integer models)."""
+    for tensor in model.parameters():
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return None
+
+
+def to_device(obj: Any, device: torch.device, dtype: torch.dtype | None = None) -> Any:
+    """Move tensors inside (nested) tuples, lists and dicts to ``device``; floating tensors also to ``dtype``.
+
+    Integer tensors (labels, token ids, integer timesteps) keep their dtype.
+    """
     if isinstance(obj, torch.Tensor):
         # asynchronous only host -> device; a device -> host copy must be complete before the CPU reads it
-        return obj.to(device, non_blocking=obj.device.type == "cpu" and device.type == "cuda")
+        cast = dtype if dtype is not None and obj.is_floating_point() and obj.dtype != dtype else None
+        return obj.to(device, dtype=cast, non_blocking=obj.device.type == "cpu" and device.type == "cuda")
     if isinstance(obj, Mapping):
-        return {k: to_device(v, device) for k, v in obj.items()}
+        return {k: to_device(v, device, dtype) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(to_device(v, device) for v in obj)
+        return type(obj)(to_device(v, device, dtype) for v in obj)
     return obj
 
 
+@dataclass(frozen=True)
+class _ForwardSignature:
+    declared: frozenset[str]  # parameters that can be passed by name
+    required_positional: int  # positional parameters without a default
+    takes_var_keywords: bool
+
+
 @functools.lru_cache(maxsize=64)
-def _forward_parameters(model_type: type) -> tuple[frozenset[str], bool] | None:
-    """Names ``forward`` accepts and whether it takes ``**kwargs`` (cached: ``step`` runs per batch)."""
+def _forward_signature(model_type: type) -> _ForwardSignature | None:
+    """What ``forward`` accepts (cached per class: ``step`` runs per batch)."""
     try:
-        params = inspect.signature(model_type.forward).parameters
+        params = list(inspect.signature(model_type.forward).parameters.values())[1:]  # drop self
     except (TypeError, ValueError):
         return None
-    return frozenset(params), any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    declared = frozenset(p.name for p in params if p.kind in (positional[1], inspect.Parameter.KEYWORD_ONLY))
+    required = sum(1 for p in params if p.kind in positional and p.default is inspect.Parameter.empty)
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    return _ForwardSignature(declared, required, var_kw)
 
 
-def _accepts_keywords(model: nn.Module, keys: Sequence[str]) -> bool:
-    found = _forward_parameters(type(model))
-    if found is None:
-        return False
-    names, takes_any = found
-    return takes_any or all(k in names for k in keys)
+def _is_diffusers_unet(model: nn.Module) -> bool:
+    return all(hasattr(model, attr) for attr in ("down_blocks", "up_blocks", "mid_block"))
+
+
+def _call_with_mapping(model: nn.Module, batch: Mapping[str, Any]) -> Any:
+    """Keywords when ``forward`` declares every key by name; else the one positional input key."""
+    inputs = {k: v for k, v in batch.items() if k not in _LABEL_KEYS}
+    signature = _forward_signature(type(model))
+    if inputs and signature is not None and all(k in signature.declared for k in inputs):
+        return model(**inputs)
+    for key in _POSITIONAL_KEYS:
+        if isinstance(inputs.get(key), torch.Tensor):
+            return model(inputs[key])
+    raise TypeError(
+        f"cannot call {type(model).__name__} with a batch dict of keys {sorted(batch)}: its forward() does not "
+        f"declare them all as parameters and none of {list(_POSITIONAL_KEYS)} is present. "
+        "Pass forward_fn=lambda model, batch: model(...)"
+    )
+
+
+def _call_with_sequence(model: nn.Module, batch: Sequence[Any]) -> Any:
+    """``(x, y)`` pairs call ``model(x)``; diffusers U-Nets get ``(sample, timestep[, condition])`` positionally;
+    other models get as many leading items as their ``forward`` requires."""
+    if _is_diffusers_unet(model):
+        return model(*batch)
+    signature = _forward_signature(type(model))
+    needed = max(1, signature.required_positional if signature is not None else 1)
+    if len(batch) < needed:
+        raise TypeError(
+            f"{type(model).__name__}.forward requires {needed} positional inputs but the batch has {len(batch)} "
+            "items. Pass forward_fn=lambda model, batch: model(...)"
+        )
+    return model(*batch[:needed])
 
 
 def call_model(model: nn.Module, batch: Any, forward_fn: ForwardFn | None = None) -> Any:
-    """Run ``model`` on one batch as a user would, moving inputs to the model's device first."""
-    batch = to_device(batch, model_device(model))
+    """Run ``model`` on one batch as a user would, moving inputs to the model's device and floating dtype first."""
+    batch = to_device(batch, model_device(model), model_dtype(model))
     if forward_fn is not None:
         return forward_fn(model, batch)
     if isinstance(batch, torch.Tensor):
         return model(batch)
     if isinstance(batch, Mapping):
-        inputs = {k: v for k, v in batch.items() if k not in _LABEL_KEYS}
-        if inputs and _accepts_keywords(model, list(inputs)):
-            return model(**inputs)
-        for key in _POSITIONAL_KEYS:
-            if isinstance(inputs.get(key), torch.Tensor):
-                return model(inputs[key])
-        raise TypeError(
-            f"cannot call {type(model).__name__} with a batch dict of keys {sorted(batch)}: its forward() does not "
-            f"take them as keywords and none of {list(_POSITIONAL_KEYS)} is present. Pass forward_fn=lambda m, b: ..."
-        )
+        return _call_with_mapping(model, batch)
     if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], torch.Tensor):
-        return model(batch[0])  # (inputs, labels, ...) as yielded by torchvision datasets
+        return _call_with_sequence(model, batch)
     raise TypeError(
         f"unsupported batch type {type(batch).__name__}; yield tensors, (x, y) pairs or dicts, "
         "or pass forward_fn=lambda model, batch: model(...)"
     )
+
+
+def primary_input(batch: Any) -> torch.Tensor | None:
+    """The tensor whose first axis is the batch: a tensor itself, the first item of a pair, or a dict's input key."""
+    if isinstance(batch, torch.Tensor):
+        return batch
+    if isinstance(batch, Mapping):
+        for key in (*_POSITIONAL_KEYS, "sample", "input_ids"):
+            if isinstance(batch.get(key), torch.Tensor):
+                return batch[key]
+        return next((v for k, v in batch.items() if isinstance(v, torch.Tensor) and k not in _LABEL_KEYS), None)
+    if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], torch.Tensor):
+        return batch[0]
+    return None
 
 
 def batch_size_of(features: Mapping[str, torch.Tensor]) -> int:

@@ -1,40 +1,44 @@
 """``DeepDriftMonitor``: the public facade tying taps, calibration, scores and per-layer FSMs together.
 
-Seed-compatible: ``DeepDriftMonitor(model, arch_name='ResNet-18', drift_config=ObserverConfig(...))``,
-``calibrate(loader, max_batches=50)``, ``status, alerts = step(batch)``. Unlike the original it keeps the model's
-output (``last_output``), removes its hooks after every call, and reports drift in calibrated sigma units.
+``DeepDriftMonitor(model, arch_name='ResNet-18', drift_config=ObserverConfig(...))``, ``calibrate(loader,
+max_batches=50)``, ``status, alerts = step(batch)``. The model's output is kept (``last_output``), hooks are attached
+only for the duration of each call, and drift is reported in calibrated sigma units.
+
+Thread safety: ``calibrate``, ``score`` and ``step`` on one monitor are serialised by a lock, so concurrent calls
+give exactly the results of some sequential order; ``last_output`` is per thread.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import asdict
-from itertools import islice
+import threading
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from .calibration import Calibration, CalibrationAccumulator, CalibrationConfig
-from .errors import CalibrationMismatchError, NotCalibratedError
-from .history import DriftHistory
-from .inputs import ForwardFn, batch_size_of, call_model
+from .calibration import Calibration, CalibrationConfig
+from .calibrator import ContextSpec, calibrate_contexts, calibration_metadata, check_pooling, context_of
+from .corrections import Correction, adjust_pvalues, check_correction
+from .errors import NotCalibratedError
+from .history import DEFAULT_MAX_STEPS, DriftHistory
+from .inputs import ForwardFn, call_model, primary_input
 from .layer_selection import LayerRequest
-from .null_model import adjust_pvalues
+from .modes import evaluation_mode
 from .observer import Alert, AlertKind, LayerObserver, MonitorState, ObserverConfig
 from .pooling import PoolingConfig
 from .scores import DriftScorer, DriftStatistic, LayerScore
+from .status import LayerStatus, Status
 from .taps import LayerTaps, Tap
+from .usage_checks import UsageChecks
+from .validation import require_int
 
 logger = logging.getLogger(__name__)
 
-Status = dict[str, dict[str, Any]]
+AlertCallback = Callable[[Alert], None]
 
 
 class DeepDriftMonitor:
@@ -44,17 +48,25 @@ class DeepDriftMonitor:
         model: any ``nn.Module`` (torchvision, timm, diffusers U-Nets, plain ``nn.Sequential`` ...).
         arch_name: optional hint such as ``'ResNet-18'`` (layers are chosen from the model's own structure).
         drift_config: per-layer FSM thresholds.
-        layers: explicit module names to watch (default: automatic selection).
+        layers: explicit module names to watch (one name or a list; default: automatic selection).
         layers_map: the original's ``{label: module name}``; labels appear in alerts.
         pooling: how layer outputs become one vector per sample.
         calibration_config: held-out share, reservoir size, seed.
         correction: multiple-testing correction across layers for ``p_adjusted`` (``'holm'`` or ``'bh'``).
-        on_alert: called with every ``Alert`` as it happens (they are also logged).
+        on_alert: called with every ``Alert`` as it happens (one callable or several; a callback that raises is
+            logged and the others still run).
         forward_fn: ``forward_fn(model, batch)`` for models whose call needs more than ``model(x)``.
-        history_size: how many past steps to keep for timelines (None: all).
-        n_null_draws: resampled clean batches behind each layer's null law, per batch size.
+        history_size: steps (and alert events) kept for timelines; None keeps all (memory then grows).
+        n_null_draws: resampled clean batches behind each layer's null law, per batch size (>= 100).
         statistic: per-layer test: ``combined`` (mean, peak and principal-axes shift, min-p), or one of
             ``mean_shift``, ``peak_shift``, ``principal``.
+        taps: an already built ``LayerTaps`` (replaces ``layers``/``layers_map``/``pooling``).
+        scorer: an already built ``DriftScorer`` (replaces ``calibration_config``/``n_null_draws``/``statistic``).
+
+    Example:
+        >>> monitor = DeepDriftMonitor(model).calibrate(clean_loader, max_batches=50)  # doctest: +SKIP
+        >>> status, alerts = monitor.step(batch)  # doctest: +SKIP
+        >>> status["layer3"]["drift"], status["layer3"].state  # doctest: +SKIP
     """
 
     def __init__(
@@ -63,33 +75,36 @@ class DeepDriftMonitor:
         arch_name: str | None = None,
         drift_config: ObserverConfig | None = None,
         *,
-        layers: LayerRequest = None,
+        layers: LayerRequest | str = None,
         layers_map: Mapping[str, str] | None = None,
         pooling: PoolingConfig = PoolingConfig(),
         calibration_config: CalibrationConfig = CalibrationConfig(),
-        correction: str = "holm",
-        on_alert: Callable[[Alert], None] | None = None,
+        correction: Correction = "holm",
+        on_alert: AlertCallback | Sequence[AlertCallback] | None = None,
         forward_fn: ForwardFn | None = None,
-        history_size: int | None = None,
+        history_size: int | None = DEFAULT_MAX_STEPS,
         n_null_draws: int = 4000,
         statistic: DriftStatistic = "combined",
+        taps: LayerTaps | None = None,
+        scorer: DriftScorer | None = None,
     ) -> None:
-        if layers is not None and layers_map is not None:
-            raise ValueError("pass either `layers` or `layers_map`, not both")
-        if correction not in ("holm", "bh"):
-            raise ValueError(f"correction must be 'holm' or 'bh', got {correction!r}")
+        _check_arguments(model, arch_name, drift_config, layers, layers_map, pooling, forward_fn, history_size)
         self.model = model
         self.arch_name = arch_name
         self.config = drift_config or ObserverConfig()
-        self.correction = correction
-        self.on_alert = on_alert
+        self.correction = check_correction(correction)
+        self.on_alert = _callbacks(on_alert)
         self.forward_fn = forward_fn
-        self._taps = LayerTaps(model, arch_name=arch_name, layers=layers_map or layers, pooling=pooling)
-        self.scorer = DriftScorer(calibration_config, n_null_draws=n_null_draws, statistic=statistic)
+        if isinstance(layers, str):
+            layers = [layers]
+        self._taps = taps or LayerTaps(model, arch_name=arch_name, layers=layers_map or layers, pooling=pooling)
+        template = scorer or DriftScorer(calibration_config, n_null_draws=n_null_draws, statistic=statistic)
+        self._scorers: dict[Hashable, DriftScorer] = {None: template}
         self.history_size = history_size
-        self.last_output: Any = None
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._checks = UsageChecks()
         self._closed = False
-        self._warned_training = False
         self._reset_observers()
 
     # ----------------------------------------------------------------- structure
@@ -108,11 +123,27 @@ class DeepDriftMonitor:
         return self._taps.names
 
     @property
+    def scorer(self) -> DriftScorer:
+        """The scorer of the default context (``context=None``)."""
+        return self._scorers[None]
+
+    @scorer.setter
+    def scorer(self, scorer: DriftScorer) -> None:
+        self._scorers[None] = scorer
+
+    @property
+    def contexts(self) -> list[Hashable]:
+        """Contexts with reference statistics (``None`` is the default context)."""
+        return [c for c, s in self._scorers.items() if s.is_calibrated]
+
+    @property
     def is_calibrated(self) -> bool:
-        return self.scorer.is_calibrated
+        """True once any context (usually the default one) has reference statistics."""
+        return bool(self.contexts)
 
     @property
     def calibration(self) -> Calibration:
+        """Reference statistics of the default context."""
         if self.scorer.calibration is None:
             raise NotCalibratedError("the monitor is not calibrated yet: call `calibrate(loader)` first")
         return self.scorer.calibration
@@ -122,109 +153,105 @@ class DeepDriftMonitor:
         """Model-level state: the worst state of any layer."""
         return max((o.state for o in self._observers.values()), key=lambda s: s.severity, default=MonitorState.NORMAL)
 
+    @property
+    def last_output(self) -> Any:
+        """The model's output of this thread's latest ``step``/``score`` (no second forward pass needed)."""
+        return getattr(self._local, "output", None)
+
+    @last_output.setter
+    def last_output(self, value: Any) -> None:
+        self._local.output = value
+
     # --------------------------------------------------------------- calibration
-    def calibrate(self, loader: Iterable[Any], max_batches: int | None = None, progress: bool | None = None,
-                  ) -> DeepDriftMonitor:
+    def calibrate(
+        self,
+        loader: Iterable[Any],
+        max_batches: int | None = None,
+        progress: bool | None = None,
+        *,
+        context: ContextSpec = None,
+    ) -> DeepDriftMonitor:
         """Learn per-layer reference statistics from clean data.
 
         Args:
-            loader: yields tensors, ``(x, y)`` pairs or dicts; inputs are moved to the model's device.
+            loader: yields tensors, ``(x, y)`` pairs, ``(x, t)`` tuples or dicts; inputs go to the model's device.
             max_batches: stop after this many batches (None: the whole loader).
             progress: show a progress bar (None: only in a terminal).
+            context: calibrate the reference of one context (e.g. a diffusion timestep bucket or a class group),
+                or a function ``batch -> context`` that splits one loader into several contexts. Scoring then
+                passes the same ``context=``. Other contexts keep their calibration; this one is replaced.
         """
-        self._check_open()
-        accumulator = CalibrationAccumulator(self.scorer.calibration_config)
-        total = _length(loader)
         if max_batches is not None:
-            total = max_batches if total is None else min(total, max_batches)
-        batches = islice(loader, max_batches) if max_batches is not None else loader
-        with evaluation_mode(self.model), torch.no_grad():
-            for batch in tqdm(batches, total=total, desc="calibrating", unit="batch",
-                              disable=None if progress is None else not progress):
-                _, features = self._taps.run(lambda b=batch: call_model(self.model, b, self.forward_fn))
-                batch_size_of(features)
-                accumulator.update(features)
-        metadata = {
-            "model_class": type(self.model).__name__,
-            "arch_name": self.arch_name,
-            "selection_rule": self._taps.rule,
-            "pooling": asdict(self.pooling),
-            "taps": [{"name": t.name, "label": t.label, "depth": t.depth, "zone": t.zone} for t in self.taps],
-        }
-        self.scorer.set_calibration(accumulator.finalize(order=self.layer_names, metadata=metadata))
-        self._reset_observers()
-        logger.info("calibrated %d taps on %d samples", len(self.taps), accumulator.n_seen)
+            require_int("max_batches", max_batches, minimum=1)
+        with self._lock:
+            self._check_open()
+            calibrations = calibrate_contexts(
+                self._taps, lambda batch: call_model(self.model, batch, self.forward_fn), self.model, loader,
+                max_batches, progress, context, self.scorer.calibration_config,
+                metadata=lambda: calibration_metadata(self.model, self.arch_name, self._taps),
+            )
+            for key, calibration in calibrations.items():
+                self._scorer_for(key, create=True).set_calibration(calibration)
+                self._checks.calibration_size(calibration, key)
+            self._reset_observers()
         return self
 
-    def save_calibration(self, path: str | Path) -> Path:
-        """Save reference statistics as one safetensors file with JSON metadata."""
-        return self.calibration.save(path)
+    def save_calibration(self, path: str | Path, *, context: Hashable = None) -> Path:
+        """Save one context's reference statistics as one safetensors file with JSON metadata (never pickle)."""
+        return self._calibration_of(context).save(path)
 
-    def load_calibration(self, path: str | Path) -> DeepDriftMonitor:
-        """Load reference statistics saved by ``save_calibration``; the taps must match."""
+    def load_calibration(self, path: str | Path, *, context: Hashable = None) -> DeepDriftMonitor:
+        """Load reference statistics saved by ``save_calibration`` (into ``context``); the taps and pooling must
+        match this monitor."""
         calibration = Calibration.load(path)
         calibration.check_compatible(self.layer_names)
-        saved_pooling = calibration.metadata.get("pooling")
-        if saved_pooling is not None and saved_pooling != asdict(self.pooling):
-            raise CalibrationMismatchError(
-                f"{path} was calibrated with pooling {saved_pooling}, but this monitor pools with "
-                f"{asdict(self.pooling)}. Create the monitor with `pooling=PoolingConfig(**{saved_pooling})` "
-                "or recalibrate."
-            )
-        self._taps.set_order(calibration.names)
-        self.scorer.set_calibration(calibration)
-        self._reset_observers()
+        check_pooling(calibration, self.pooling, path)
+        with self._lock:
+            self._taps.set_order(calibration.names)
+            self._scorer_for(context, create=True).set_calibration(calibration)
+            self._reset_observers()
         return self
 
     # ------------------------------------------------------------------ scoring
-    def score(self, batch: Any) -> dict[str, LayerScore]:
+    def score(self, batch: Any, *, context: ContextSpec = None) -> dict[str, LayerScore]:
         """Drift of every layer for one batch, without touching the FSM (research mode)."""
-        self._require_calibrated()
-        self._check_open()
-        with contextlib.ExitStack() as stack, torch.no_grad():
+        with self._lock:
+            self._check_open()
+            key = context_of(context, batch)
+            scorer = self._require_calibrated(key)
+            calibration = scorer.calibration
+            assert calibration is not None
+            x = primary_input(batch)
+            if x is not None and x.ndim >= 1:
+                self._checks.input_shape(calibration.metadata.get("input_shape"), tuple(x.shape[1:]))
+                self._checks.batch_size(calibration, int(x.shape[0]), key)
             if self.model.training:  # monitoring must not update batch-norm buffers or sample dropout
-                if not self._warned_training:
-                    logger.warning("model is in training mode; step()/score() run it in eval mode, as calibrate() "
-                                   "does (call model.eval() to silence this)")
-                    self._warned_training = True
-                stack.enter_context(evaluation_mode(self.model))
-            output, features = self._taps.run(lambda: call_model(self.model, batch, self.forward_fn))
-            scores = self.scorer.score_features(features)
+                self._checks.training_mode()
+            with evaluation_mode(self.model), torch.no_grad():
+                output, features = self._taps.run(lambda: call_model(self.model, batch, self.forward_fn))
+            scores = scorer.score_features(features)
         self.last_output = output
         return scores
 
-    def step(self, batch: Any) -> tuple[Status, list[Alert]]:
+    def step(self, batch: Any, *, context: ContextSpec = None) -> tuple[Status, list[Alert]]:
         """Score one batch, advance every layer's FSM, and return ``(status, alerts)``.
 
-        ``status`` maps each tap (depth order) to ``drift``, ``p_value``, ``p_adjusted``, ``slope``, ``state``,
-        ``zone``, ``depth``, ``label`` and ``nonfinite``. The model's output is kept in ``last_output``.
+        ``status`` maps each tap (depth order) to a ``LayerStatus``: ``drift``, ``p_value``, ``p_adjusted``,
+        ``breach`` (this batch alone reached ``theta_high``), ``state``, ``slope``, ``zone``, ``depth``, ``label``
+        and ``nonfinite``; it reads like a dict (``status['layer1']['drift']``). By default a layer enters ALERT
+        only when ``persistence=2`` of the last ``persistence_window=3`` batches breach, so one extreme batch
+        sets ``breach`` but not the state. The model's output is kept in ``last_output``.
         """
-        scores = self.score(batch)
-        self._step += 1
-        p_adjusted = adjust_pvalues(np.array([scores[t.name].p_value for t in self.taps]), self.correction)
-        status: Status = {}
-        alerts: list[Alert] = []
-        for tap, p_adj in zip(self.taps, p_adjusted, strict=True):
-            score, observer = scores[tap.name], self._observers[tap.name]
-            alerts.extend(observer.update(score.drift, self._step))
-            status[tap.name] = {
-                "drift": score.drift, "p_value": score.p_value, "p_adjusted": float(p_adj),
-                "statistic": score.statistic, "peak_statistic": score.peak_statistic,
-                "principal_statistic": score.principal_statistic, "slope": observer.slope,
-                "state": observer.state.value,
-                "zone": tap.zone, "depth": tap.depth, "label": tap.label, "nonfinite": score.nonfinite,
-            }
-        self.history.record(self._step, np.array([d["drift"] for d in status.values()]),
-                            [d["state"] for d in status.values()], alerts)
-        for alert in alerts:
-            logger.log(logging.INFO if alert.kind is AlertKind.RECOVERY else logging.WARNING, "%s", alert)
-            if self.on_alert is not None:
-                self.on_alert(alert)
+        with self._lock:
+            scores = self.score(batch, context=context)
+            status, alerts = self._advance(scores)
+        self._notify(alerts)
         return status, alerts
 
     def reset(self) -> None:
         """Forget FSM states and history; keep the calibration."""
-        self._reset_observers()
+        with self._lock:
+            self._reset_observers()
 
     # -------------------------------------------------------------- lifecycle
     def close(self) -> None:
@@ -240,41 +267,103 @@ class DeepDriftMonitor:
         self.close()
 
     def __repr__(self) -> str:
-        state = "calibrated" if self.is_calibrated else "not calibrated"
+        state = f"calibrated contexts {self.contexts}" if self.is_calibrated else "not calibrated"
         return f"DeepDriftMonitor({type(self.model).__name__}, taps={self.layer_names}, {state})"
 
     # --------------------------------------------------------------- internals
+    def _advance(self, scores: dict[str, LayerScore]) -> tuple[Status, list[Alert]]:
+        self._step += 1
+        p_adjusted = adjust_pvalues(np.array([scores[t.name].p_value for t in self.taps]), self.correction)
+        status: Status = {}
+        alerts: list[Alert] = []
+        for tap, p_adj in zip(self.taps, p_adjusted, strict=True):
+            score, observer = scores[tap.name], self._observers[tap.name]
+            alerts.extend(observer.update(score.drift, self._step))
+            status[tap.name] = LayerStatus(
+                name=tap.name, label=tap.label, zone=tap.zone, depth=tap.depth, drift=score.drift,
+                p_value=score.p_value, p_adjusted=float(p_adj), breach=bool(score.drift >= self.config.theta_high),
+                state=observer.state, slope=observer.slope, statistic=score.statistic,
+                peak_statistic=score.peak_statistic, principal_statistic=score.principal_statistic,
+                nonfinite=score.nonfinite,
+            )
+        self.history.record(self._step, np.array([d.drift for d in status.values()]),
+                            [d.state.value for d in status.values()], alerts)
+        return status, alerts
+
+    def _notify(self, alerts: list[Alert]) -> None:
+        for alert in alerts:
+            logger.log(logging.INFO if alert.kind is AlertKind.RECOVERY else logging.WARNING, "%s", alert)
+            for callback in self.on_alert:
+                try:
+                    callback(alert)
+                except Exception:  # a broken callback must not cost the status of this step or other callbacks
+                    logger.exception("on_alert callback %r raised on %s; continuing", callback, alert)
+
     def _reset_observers(self) -> None:
         self._observers = {t.name: LayerObserver(t.name, t.label, t.zone, self.config) for t in self.taps}
         self._step = 0
-        self.history = DriftHistory(self.layer_names, [t.label for t in self.taps], self.history_size)
+        labels = [t.label for t in self.taps]
+        self.history = DriftHistory(self.layer_names, labels, self.history_size, self.history_size)
 
-    def _require_calibrated(self) -> None:
-        if not self.is_calibrated:
-            raise NotCalibratedError(
-                "the monitor is not calibrated: call `monitor.calibrate(clean_loader, max_batches=50)` or "
-                "`monitor.load_calibration(path)` before `step()`."
-            )
+    def _scorer_for(self, context: Hashable, create: bool = False) -> DriftScorer:
+        scorer = self._scorers.get(context)
+        if scorer is None and create:
+            template = self.scorer
+            scorer = DriftScorer(template.calibration_config, n_null_draws=template.n_null_draws,
+                                 statistic=template.statistic)
+            self._scorers[context] = scorer
+        if scorer is None:
+            raise NotCalibratedError(self._not_calibrated_message(context))
+        return scorer
+
+    def _calibration_of(self, context: Hashable) -> Calibration:
+        calibration = self._scorer_for(context).calibration
+        if calibration is None:
+            raise NotCalibratedError(self._not_calibrated_message(context))
+        return calibration
+
+    def _require_calibrated(self, context: Hashable) -> DriftScorer:
+        scorer = self._scorers.get(context)
+        if scorer is None or not scorer.is_calibrated:
+            raise NotCalibratedError(self._not_calibrated_message(context))
+        return scorer
+
+    def _not_calibrated_message(self, context: Hashable) -> str:
+        if context is None and not self.contexts:
+            return ("the monitor is not calibrated: call `monitor.calibrate(clean_loader, max_batches=50)` or "
+                    "`monitor.load_calibration(path)` before `step()`.")
+        return (f"no calibration for context {context!r}; calibrated contexts: {self.contexts}. Pass one of them "
+                f"as `context=`, or `monitor.calibrate(loader, context={context!r})`.")
 
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("this monitor was closed; create a new DeepDriftMonitor")
 
 
-def _length(loader: Iterable[Any]) -> int | None:
-    try:
-        return len(loader)  # type: ignore[arg-type]
-    except TypeError:
-        return None
+def _callbacks(on_alert: AlertCallback | Sequence[AlertCallback] | None) -> tuple[AlertCallback, ...]:
+    if on_alert is None:
+        return ()
+    callbacks = tuple(on_alert) if isinstance(on_alert, Sequence) else (on_alert,)
+    for callback in callbacks:
+        if not callable(callback):
+            raise TypeError(f"on_alert must be a callable or a list of callables, got {callback!r}")
+    return callbacks
 
 
-@contextmanager
-def evaluation_mode(model: nn.Module) -> Iterator[None]:
-    """Put a model in eval mode and restore every submodule's own train/eval flag afterwards."""
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, mode in modes.items():
-            module.training = mode
+def _check_arguments(model: Any, arch_name: Any, drift_config: Any, layers: Any, layers_map: Any, pooling: Any,
+                     forward_fn: Any, history_size: Any) -> None:
+    """Fail at construction with a message that names the argument, instead of late inside ``step``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if arch_name is not None and not isinstance(arch_name, str):
+        raise TypeError(f"arch_name must be a string such as 'ResNet-18' or None, got {arch_name!r}")
+    if drift_config is not None and not isinstance(drift_config, ObserverConfig):
+        raise TypeError(f"drift_config must be an ObserverConfig, got {type(drift_config).__name__}")
+    if layers is not None and layers_map is not None:
+        raise ValueError("pass either `layers` or `layers_map`, not both")
+    if not isinstance(pooling, PoolingConfig):
+        raise TypeError(f"pooling must be a PoolingConfig, got {type(pooling).__name__}")
+    if forward_fn is not None and not callable(forward_fn):
+        raise TypeError(f"forward_fn must be callable as forward_fn(model, batch), got {forward_fn!r}")
+    if history_size is not None:
+        require_int("history_size", history_size, minimum=1)

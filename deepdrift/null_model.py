@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from scipy import special, stats
 
+from .corrections import adjust_pvalues  # noqa: F401  (re-exported for callers of the old location)
+
 _MIN_SKEW = 1e-3
 TAIL_QUANTILE = 0.9
 """Above this quantile of the resampled null, tail probabilities come from the Pearson III fit's shape."""
@@ -236,25 +238,3 @@ def _sigma(log_p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     safe = np.where(finite, log_p, -1.0)
     drift = np.where(finite, -special.ndtri_exp(safe), np.nan)
     return drift, np.where(finite, np.exp(safe), np.nan)
-
-
-def adjust_pvalues(p_values: np.ndarray, method: str = "holm") -> np.ndarray:
-    """Family-wise (Holm) or false-discovery (Benjamini-Hochberg) adjustment across layers; NaN stays NaN."""
-    p = np.asarray(p_values, dtype=np.float64)
-    out = np.full_like(p, np.nan)
-    ok = np.isfinite(p)
-    if not ok.any():
-        return out
-    if method == "bh":
-        out[ok] = stats.false_discovery_control(p[ok], method="bh")
-        return out
-    if method != "holm":
-        raise ValueError(f"unknown correction {method!r}; use 'holm' or 'bh'")
-    vals = p[ok]
-    order = np.argsort(vals)
-    m = len(vals)
-    adjusted = np.maximum.accumulate((m - np.arange(m)) * vals[order]).clip(max=1.0)
-    res = np.empty(m)
-    res[order] = adjusted
-    out[ok] = res
-    return out

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .validation import require_float, require_int
+
 
 class MonitorState(str, enum.Enum):
     """Health of a layer (or of the whole model: the worst of its layers); compares equal to its name."""
@@ -66,12 +68,24 @@ class ObserverConfig:
     persistence_window: int = 3
 
     def __post_init__(self) -> None:
+        require_float("ObserverConfig.theta_high", self.theta_high, minimum=0.0, strict_minimum=True)
+        require_float("ObserverConfig.theta_low", self.theta_low)
+        require_float("ObserverConfig.theta_slope", self.theta_slope, minimum=0.0)
+        require_float("ObserverConfig.theta_warn", self.theta_warn)
+        require_int("ObserverConfig.window_size", self.window_size, minimum=2)
+        require_int("ObserverConfig.min_history", self.min_history, minimum=2)
+        require_int("ObserverConfig.persistence", self.persistence, minimum=1)
+        require_int("ObserverConfig.persistence_window", self.persistence_window, minimum=1)
         if not self.theta_low < self.theta_high:
             raise ValueError(f"theta_low ({self.theta_low}) must be below theta_high ({self.theta_high})")
-        if not 1 <= self.persistence <= self.persistence_window:
-            raise ValueError("need 1 <= persistence <= persistence_window")
-        if not 2 <= self.min_history <= self.window_size:
-            raise ValueError("need 2 <= min_history <= window_size")
+        if not self.theta_warn <= self.theta_high:
+            raise ValueError(f"theta_warn ({self.theta_warn}) must not exceed theta_high ({self.theta_high}): a "
+                             "warning is the early stage of an alert")
+        if not self.persistence <= self.persistence_window:
+            raise ValueError(f"need persistence ({self.persistence}) <= persistence_window "
+                             f"({self.persistence_window})")
+        if not self.min_history <= self.window_size:
+            raise ValueError(f"need min_history ({self.min_history}) <= window_size ({self.window_size})")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ costing >= 2 accuracy points, batch 16, small ViT) detection rose from 0.67 (mea
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal, get_args
@@ -34,12 +35,17 @@ from .null_model import (
     shift_statistics_from_means,
     sigma_and_pvalue,
 )
+from .validation import require_choice, require_int
 
 logger = logging.getLogger(__name__)
 
 DriftStatistic = Literal["combined", "mean_shift", "peak_shift", "principal"]
 _STATISTICS = get_args(DriftStatistic)
 _COLUMN = {"mean_shift": 0, "peak_shift": 1, "principal": 2}
+MIN_NULL_DRAWS = 100
+"""Fewer resampled batches cannot place the 90% junction of the spliced null (``null_model.TAIL_QUANTILE``)."""
+NULL_CACHE_SIZE = 8
+"""Batch sizes whose null fits are kept (least recently used ones are refitted when they come back)."""
 
 
 @dataclass(frozen=True)
@@ -87,13 +93,14 @@ class DriftScorer:
         n_null_draws: int = 4000,
         statistic: DriftStatistic = "combined",
     ) -> None:
-        if statistic not in _STATISTICS:
-            raise ValueError(f"statistic must be one of {_STATISTICS}, got {statistic!r}")
+        require_choice("statistic", statistic, _STATISTICS)
+        if not isinstance(calibration_config, CalibrationConfig):
+            raise TypeError(f"calibration_config must be a CalibrationConfig, got {type(calibration_config).__name__}")
         self.calibration_config = calibration_config
-        self.n_null_draws = n_null_draws
+        self.n_null_draws = require_int("n_null_draws", n_null_draws, minimum=MIN_NULL_DRAWS)
         self.statistic = statistic
         self.calibration: Calibration | None = None
-        self._null_cache: dict[int, list[CombinedNull]] = {}
+        self._null_cache: OrderedDict[int, list[CombinedNull]] = OrderedDict()
         self._device_refs: dict[tuple[str, torch.device], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = {}
         self._nonfinite_layers: set[str] = set()
 
@@ -116,11 +123,16 @@ class DriftScorer:
         return self
 
     def null_fits(self, batch_size: int) -> list[CombinedNull]:
-        """Null laws for every layer at this batch size (computed once, then cached)."""
+        """Null laws for every layer at this batch size (fitted on first use; the ``NULL_CACHE_SIZE`` most
+        recently used batch sizes stay cached, so a stream of ever-new batch sizes cannot grow memory)."""
         fits = self._null_cache.get(batch_size)
         if fits is None:
             fits = [self._fit_layer(name, batch_size) for name in self._require_calibration().names]
             self._null_cache[batch_size] = fits
+            while len(self._null_cache) > NULL_CACHE_SIZE:
+                self._null_cache.popitem(last=False)
+        else:
+            self._null_cache.move_to_end(batch_size)
         return fits
 
     def _fit_layer(self, name: str, batch_size: int) -> CombinedNull:

@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from deepdrift import (
     DeepDriftMonitor,
+    DeepDriftWarning,
     MonitorState,
     NotCalibratedError,
     ObserverConfig,
@@ -138,14 +139,14 @@ def test_reset_clears_state_but_keeps_calibration(small_cnn, calib_batches):
     assert monitor.state is MonitorState.NORMAL and len(monitor.history) == 0 and monitor.is_calibrated
 
 
-def test_step_on_a_training_model_does_not_touch_batchnorm_buffers(small_cnn, calib_batches, caplog):
+def test_step_on_a_training_model_does_not_touch_batchnorm_buffers(small_cnn, calib_batches):
     monitor = DeepDriftMonitor(small_cnn).calibrate(calib_batches)
     small_cnn.train()
     before = small_cnn[4].running_mean.clone()
-    with caplog.at_level(logging.WARNING, logger="deepdrift"):
+    with pytest.warns(DeepDriftWarning, match="training mode"):
         _status, _ = monitor.step(calib_batches[0] * 4)
     torch.testing.assert_close(small_cnn[4].running_mean, before)
-    assert small_cnn.training and "training mode" in caplog.text
+    assert small_cnn.training
     small_cnn.eval()
     clean, _ = monitor.step(calib_batches[1])
     assert all(abs(d["drift"]) < 5 for d in clean.values())
