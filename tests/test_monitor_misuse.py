@@ -75,7 +75,7 @@ def test_monitor_arguments_are_checked_at_construction(small_cnn, kwargs, match)
 
 
 def test_a_model_that_is_not_a_module_is_refused():
-    with pytest.raises(TypeError, match="nn.Module"):
+    with pytest.raises(TypeError, match=r"nn\.Module"):
         DeepDriftMonitor(lambda x: x)
 
 
@@ -136,7 +136,8 @@ def test_dict_batch_to_a_forward_with_var_keywords_uses_the_input_key():
     loader = [{"pixel_values": torch.randn(16, 4), "labels": torch.zeros(16)} for _ in range(20)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeepDriftWarning)
-        monitor = DeepDriftMonitor(KwargsModel().eval(), layers=["body.1", "body.3"], n_null_draws=500).calibrate(loader)
+        monitor = DeepDriftMonitor(KwargsModel().eval(), layers=["body.1", "body.3"], n_null_draws=500)
+        monitor.calibrate(loader)
     status, _ = monitor.step({"pixel_values": torch.randn(8, 4) + 3, "labels": torch.zeros(8)})
     assert status["body.1"]["drift"] > 3
 
@@ -162,7 +163,7 @@ def test_another_input_size_than_the_calibration_warns(calibrated):
 
 # ------------------------------------------------------------------------------------------------------ warnings
 def test_tiny_calibration_warns_with_the_minimum(small_cnn):
-    with pytest.warns(DeepDriftWarning, match="at least 256"):
+    with pytest.warns(DeepDriftWarning, match="at least 512"):
         DeepDriftMonitor(small_cnn, n_null_draws=500).calibrate(clean_batches(3, seed=1))
 
 
