@@ -21,11 +21,11 @@ from .errors import (
 )
 from .monitor import DeepDriftMonitor
 from .observer import Alert, AlertKind, MonitorState, ObserverConfig
-from .plots import plot_drift_profile, plot_drift_timeline
 from .pooling import PoolingConfig
 from .scores import DriftScorer, LayerScore
 from .status import LayerStatus
 from .taps import ZONES, LayerTaps, Tap
+from .verbosity import log_level, set_log_level
 
 __all__ = [
     "ZONES",
@@ -56,8 +56,29 @@ __all__ = [
     "UnsupportedOutputError",
     "__version__",
     "diagnose_drift",
+    "log_level",
     "plot_drift_profile",
     "plot_drift_timeline",
+    "set_log_level",
 ]
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
+
+_LAZY = {"plot_drift_profile": "plots", "plot_drift_timeline": "plots"}
+"""Public names whose modules import heavy optional packages (matplotlib, seaborn): loaded on first use."""
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'deepdrift' has no attribute {name!r}")
+    from importlib import import_module
+
+    try:
+        value = getattr(import_module(f".{module}", __name__), name)
+    except ImportError as exc:
+        raise ImportError(
+            f"deepdrift.{name} needs matplotlib and seaborn: pip install 'deepdrift[plots]' ({exc})"
+        ) from exc
+    globals()[name] = value
+    return value

@@ -231,3 +231,16 @@ def test_one_extreme_batch_breaches_but_does_not_alert(calibrated):
 def test_scoring_an_uncalibrated_context_says_which_exist(calibrated):
     with pytest.raises(NotCalibratedError, match=r"calibrated contexts: \[None\]"):
         calibrated.score(clean_batches(1, seed=7)[0], context="night")
+
+
+def test_log_level_switch_restores_the_previous_level(calibrated, caplog):
+    import logging
+
+    from deepdrift import log_level
+
+    before = logging.getLogger("deepdrift").level
+    with caplog.at_level(logging.INFO), log_level("ERROR"):
+        x = clean_batches(1, seed=3)[0] * 6
+        for _ in range(3):
+            calibrated.step(x)
+    assert "ALERT" not in caplog.text and logging.getLogger("deepdrift").level == before

@@ -32,3 +32,19 @@ def test_readme_commands_are_make_targets():
     for target in re.findall(r"^make ([\w-]+)", readme, flags=re.M):
         assert re.search(rf"^{target}:", makefile, flags=re.M), target
     assert "make test" in readme and "make test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_import_is_light_and_plots_load_on_first_use():
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, deepdrift; heavy = [m for m in ('matplotlib', 'seaborn', 'typer') if m in sys.modules]; "
+        "assert not heavy, heavy; from deepdrift import plot_drift_profile; assert 'matplotlib' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True, cwd=REPO)
+
+
+def test_package_is_typed():
+    assert (REPO / "deepdrift" / "py.typed").is_file()
+    assert "py.typed" in (REPO / "pyproject.toml").read_text()
