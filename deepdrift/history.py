@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .observer import Alert
 from .validation import require_int
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_MAX_STEPS = 10_000
 """Steps kept by default: a 16-tap timeline of 10k steps is ~1.3 MB."""
@@ -74,3 +79,56 @@ class DriftHistory:
         if not self.states:
             return np.zeros((len(self.layers), 0), dtype=object)
         return np.array(list(self.states), dtype=object).T
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long table, one row per (step, layer): ``step``, ``layer``, ``label``, ``drift``, ``state``."""
+        pd = _pandas()
+        drift, states = self.drift_matrix, self.state_matrix
+        steps = np.asarray(self.steps, dtype=np.int64)
+        n_layers = len(self.layers)
+        return pd.DataFrame({
+            "step": np.tile(steps, n_layers),
+            "layer": np.repeat(self.layers, steps.size),
+            "label": np.repeat(self.labels, steps.size),
+            "drift": drift.reshape(-1),
+            "state": states.reshape(-1).astype(str) if steps.size else np.array([], dtype=str),
+        })
+
+    def alerts_frame(self) -> pd.DataFrame:
+        """One row per kept alert event: ``step``, ``layer``, ``label``, ``zone``, ``kind``, ``value``,
+        ``threshold``, ``message``."""
+        pd = _pandas()
+        rows: list[dict[str, Any]] = [
+            {"step": a.step, "layer": a.layer, "label": a.label, "zone": a.zone, "kind": a.kind.value,
+             "value": a.value, "threshold": a.threshold, "message": str(a)}
+            for a in self.alerts
+        ]
+        columns = ["step", "layer", "label", "zone", "kind", "value", "threshold", "message"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the drift table to ``.csv`` or ``.parquet`` (by suffix) and the alerts beside it
+        (``<name>.alerts.csv`` / ``.parquet``)."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in (".csv", ".parquet"):
+            raise ValueError(f"history files are .csv or .parquet, got {path.name!r}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        alerts_path = path.with_name(f"{path.stem}.alerts{suffix}")
+        for frame, target in ((self.to_frame(), path), (self.alerts_frame(), alerts_path)):
+            if suffix == ".csv":
+                frame.to_csv(target, index=False)
+            else:
+                try:
+                    frame.to_parquet(target, index=False)
+                except ImportError as exc:
+                    raise ImportError(f"writing parquet needs pyarrow: pip install pyarrow ({exc})") from exc
+        return path
+
+
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError as exc:  # pragma: no cover - pandas ships with the experiments extra
+        raise ImportError("exporting the history needs pandas: pip install pandas") from exc
+    return pandas

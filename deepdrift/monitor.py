@@ -30,7 +30,7 @@ from .layer_selection import LayerRequest
 from .modes import evaluation_mode
 from .observer import Alert, AlertKind, LayerObserver, MonitorState, ObserverConfig
 from .pooling import PoolingConfig
-from .scores import DriftScorer, DriftStatistic, LayerScore
+from .scores import DriftScorer, DriftStatistic, LayerScore, SampleScores
 from .status import LayerStatus, Status
 from .taps import LayerTaps, Tap
 from .usage_checks import UsageChecks
@@ -230,6 +230,21 @@ class DeepDriftMonitor:
             with evaluation_mode(self.model), torch.no_grad():
                 output, features = self._taps.run(lambda: call_model(self.model, batch, self.forward_fn))
             scores = scorer.score_features(features)
+        self.last_output = output
+        return scores
+
+    def score_samples(self, batch: Any, *, context: ContextSpec = None) -> SampleScores:
+        """Drift of every sample alone, per layer, from the batch-size-1 null (OOD-style scoring, no FSM).
+
+        ``scores.drift`` is ``(samples, layers)`` in tap order; ``scores['layer3']`` is one layer's column.
+        """
+        with self._lock:
+            self._check_open()
+            key = context_of(context, batch)
+            scorer = self._require_calibrated(key)
+            with evaluation_mode(self.model), torch.no_grad():
+                output, features = self._taps.run(lambda: call_model(self.model, batch, self.forward_fn))
+            scores = scorer.score_samples(features)
         self.last_output = output
         return scores
 

@@ -69,6 +69,21 @@ class LayerScore:
     principal_statistic: float = float("nan")
 
 
+@dataclass(frozen=True)
+class SampleScores:
+    """Per-sample drift of a batch: ``drift[i, j]`` is sample ``i`` alone at layer ``layers[j]`` (sigma units).
+
+    ``scores[layer]`` gives that layer's column.
+    """
+
+    layers: tuple[str, ...]
+    drift: np.ndarray  # (samples, layers)
+    p_value: np.ndarray  # (samples, layers)
+
+    def __getitem__(self, layer: str) -> np.ndarray:
+        return self.drift[:, self.layers.index(layer)]
+
+
 def shift_statistics(
     features: torch.Tensor, mean: torch.Tensor, inv_std: torch.Tensor, principal: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -192,6 +207,33 @@ class DriftScorer:
                              principal_statistic=float(statistic[i, 2]))
             for i, name in enumerate(names)
         }
+
+    def score_samples(self, features: Mapping[str, torch.Tensor]) -> SampleScores:
+        """Drift of every sample alone, per layer, against the batch-size-1 null (OOD-style scoring).
+
+        Each sample is scored as a batch of one, so ``drift[i, j]`` is what ``score_features`` would report for
+        sample ``i`` on its own at layer ``j``: ~N(0, 1) for clean samples.
+        """
+        calibration = self._require_calibration()
+        features = {n: features[n] for n in calibration.names} if set(features) == set(calibration.names) else features
+        calibration.check_compatible({n: int(x.shape[1]) for n, x in features.items()})
+        n_samples = batch_size_of(features)
+        columns = []
+        for name, x in features.items():
+            mean, inv_std, principal = self._reference_on(name, x.device)
+            shift = (x.to(torch.float64) - mean) * inv_std
+            columns.append(shift_statistics_from_means(shift, 1, principal).cpu())
+        statistic = torch.stack(columns, dim=1).numpy()  # (samples, layers, 3)
+        nulls = self.null_fits(1)
+        flat = statistic.reshape(-1, 3)
+        repeated = nulls * n_samples  # sample-major, matching the reshape
+        if self.statistic == "combined":
+            drift, p_value = combined_sigma_and_pvalue(flat, repeated)
+        else:
+            k = _COLUMN[self.statistic]
+            drift, p_value = sigma_and_pvalue(flat[:, k], [null.fits[k] for null in repeated])
+        shape = (n_samples, len(calibration.names))
+        return SampleScores(tuple(calibration.names), drift.reshape(shape), p_value.reshape(shape))
 
     def _reference_on(self, name: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         key = (name, device)
