@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,36 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ._version import __version__
-from .errors import CalibrationMismatchError, NonFiniteActivationError
+from .calibration_checks import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MAX_METADATA_DEPTH,
+    REMEDY,
+    check_header,
+    check_int,
+    check_layers,
+    check_real,
+    check_tensors_match_header,
+    describe,
+    json_depth,
+    parse_header,
+)
+from .errors import CalibrationMismatchError, CorruptCalibrationError, NonFiniteActivationError
+from .fingerprint import ModelFingerprint
 from .stats import JointReservoir, RunningMoments
 
 logger = logging.getLogger(__name__)
 
-FORMAT_NAME = "deepdrift.calibration"
-FORMAT_VERSION = 1
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "Calibration",
+    "CalibrationAccumulator",
+    "CalibrationConfig",
+    "LayerReference",
+    "principal_axes",
+    "read_header",
+]
 
 
 @dataclass(frozen=True)
@@ -51,12 +75,32 @@ class CalibrationConfig:
     principal_max_features: int = 4096
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.holdout_fraction < 1.0:
-            raise ValueError("holdout_fraction must lie strictly between 0 and 1")
-        if self.reservoir_size < 2:
-            raise ValueError("reservoir_size must be at least 2")
-        if not 0.0 < self.principal_variance <= 1.0:
-            raise ValueError("principal_variance must lie in (0, 1]")
+        """Refuse bad values here, not deep inside calibration (``TypeError``/``ValueError`` say what is allowed)."""
+        name = "CalibrationConfig."
+        checked = {
+            "holdout_fraction": check_real(name + "holdout_fraction", self.holdout_fraction, 0.0, 1.0, "()"),
+            "reservoir_size": check_int(name + "reservoir_size", self.reservoir_size, 2),
+            "variance_floor": check_real(name + "variance_floor", self.variance_floor, 0.0, math.inf, "[)"),
+            "seed": check_int(name + "seed", self.seed, 0, 2**32 - 1),
+            "principal_variance": check_real(name + "principal_variance", self.principal_variance, 0.0, 1.0, "(]"),
+            "principal_max_features": check_int(name + "principal_max_features", self.principal_max_features, 0),
+        }
+        for key, value in checked.items():  # plain int/float, so equality and the JSON header round-trip exactly
+            object.__setattr__(self, key, value)
+
+    @classmethod
+    def from_json(cls, data: Any, source: str = "calibration") -> CalibrationConfig:
+        """Build from a saved header's ``config``; keys missing from older files take their defaults."""
+        if not isinstance(data, dict):
+            raise CorruptCalibrationError(f"{source}: config must be an object, got {describe(data)}. {REMEDY}")
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise CorruptCalibrationError(f"{source}: unknown config key(s) {unknown}; known: {known}. {REMEDY}")
+        try:
+            return cls(**data)
+        except (TypeError, ValueError) as exc:
+            raise CorruptCalibrationError(f"{source}: config: {exc}. {REMEDY}") from None
 
 
 @dataclass(frozen=True)
@@ -83,9 +127,34 @@ class Calibration:
     n_seen: int
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every invariant the scorer relies on; ``CorruptCalibrationError`` names the first broken one.
+
+        Runs on construction, so NaN means, non-positive variances, mismatched sizes or a ``count`` below 2 fail
+        here instead of surfacing later as the model's "non-finite activations".
+        """
+        if not isinstance(self.config, CalibrationConfig):
+            raise CorruptCalibrationError(f"config must be a CalibrationConfig, got {type(self.config).__name__}")
+        if not isinstance(self.metadata, dict) or json_depth(self.metadata) > MAX_METADATA_DEPTH:
+            raise CorruptCalibrationError(
+                f"metadata must be a dict of JSON values nested at most {MAX_METADATA_DEPTH} levels deep"
+            )
+        check_layers(self.layers, self.n_seen, LayerReference)
+        if self.metadata.get("fingerprint") is not None:
+            ModelFingerprint.from_json(self.metadata["fingerprint"])
+
     @property
     def names(self) -> list[str]:
         return list(self.layers)
+
+    @property
+    def fingerprint(self) -> ModelFingerprint | None:
+        """The model this calibration was made on (``metadata["fingerprint"]``), or None for older files."""
+        data = self.metadata.get("fingerprint")
+        return None if data is None else ModelFingerprint.from_json(data)
 
     def check_compatible(self, feature_sizes: Mapping[str, int] | Sequence[str]) -> None:
         """Raise ``CalibrationMismatchError`` saying what differs from the given taps (and sizes, if known)."""
@@ -104,7 +173,8 @@ class Calibration:
                     problems.append(f"{name!r} has {size} features here but {ref.n_features} in the calibration")
         if problems:
             raise CalibrationMismatchError(
-                "calibration does not match the monitored model: " + "; ".join(problems)
+                "calibration does not match the monitored model: "
+                + "; ".join(problems)
                 + ". Recalibrate on this model, or watch the same layers (`layers=` as listed in the file)."
             )
 
@@ -125,8 +195,13 @@ class Calibration:
             "config": asdict(self.config),
             "n_seen": self.n_seen,
             "layers": [
-                {"name": n, "n_features": r.n_features, "count": r.count, "n_holdout": int(r.holdout.shape[0]),
-                 "principal_axes": 0 if r.principal is None else int(r.principal.shape[1])}
+                {
+                    "name": n,
+                    "n_features": r.n_features,
+                    "count": r.count,
+                    "n_holdout": int(r.holdout.shape[0]),
+                    "principal_axes": 0 if r.principal is None else int(r.principal.shape[1]),
+                }
                 for n, r in self.layers.items()
             ],
             "metadata": self.metadata,
@@ -139,23 +214,53 @@ class Calibration:
 
     @classmethod
     def load(cls, path: str | Path) -> Calibration:
-        """Read a file written by ``save``; refuses files that are not DeepDrift calibrations."""
-        header = read_header(path)
-        tensors = load_file(str(path))
-        layers = {}
-        for entry in header["layers"]:
-            name = entry["name"]
-            layers[name] = LayerReference(
-                mean=tensors[f"{name}::mean"], var=tensors[f"{name}::var"],
-                holdout=tensors[f"{name}::holdout"], count=int(entry["count"]),
-                principal=tensors.get(f"{name}::principal"),
+        """Read a file written by ``save``, checking every header field and tensor.
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            CalibrationMismatchError: not a DeepDrift calibration, or one from a newer format version.
+            CorruptCalibrationError: a field or tensor is missing, ill-typed, of the wrong shape or not finite.
+        """
+        header, entries = _read_checked_header(path)
+        source = str(path)
+        try:
+            tensors = load_file(source)
+        except Exception as exc:  # safetensors' own error types: truncated data, unsupported dtypes
+            raise CorruptCalibrationError(f"{source}: the tensors cannot be read ({exc}). {REMEDY}") from None
+        check_tensors_match_header(tensors, entries, source)
+        layers = {
+            entry["name"]: LayerReference(
+                mean=tensors[f"{entry['name']}::mean"],
+                var=tensors[f"{entry['name']}::var"],
+                holdout=tensors[f"{entry['name']}::holdout"],
+                count=entry["count"],
+                principal=tensors.get(f"{entry['name']}::principal"),
             )
-        return cls(layers=layers, config=CalibrationConfig(**header["config"]), n_seen=int(header["n_seen"]),
-                   metadata=header.get("metadata", {}))
+            for entry in entries
+        }
+        try:
+            return cls(
+                layers=layers,
+                config=CalibrationConfig.from_json(header["config"], source),
+                n_seen=header["n_seen"],
+                metadata=header.get("metadata", {}),
+            )
+        except CorruptCalibrationError as exc:
+            if str(exc).startswith(source):
+                raise
+            raise CorruptCalibrationError(f"{source}: {exc}. {REMEDY}") from None
 
 
 def read_header(path: str | Path) -> dict[str, Any]:
-    """The JSON metadata of a saved calibration, without loading its tensors."""
+    """The JSON metadata of a saved calibration, checked field by field, without loading its tensors.
+
+    Raises the same errors as ``Calibration.load`` (except for problems that only the tensors show).
+    """
+    return _read_checked_header(path)[0]
+
+
+def _read_checked_header(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The raw header and its checked layer entries (``principal_axes`` filled in for older files)."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -165,16 +270,16 @@ def read_header(path: str | Path) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as handle:
             raw = (handle.metadata() or {}).get("deepdrift")
     except Exception as exc:  # safetensors raises its own error types for non-safetensors files
-        raise CalibrationMismatchError(f"{path} is not a safetensors file: {exc}") from exc
+        raise CalibrationMismatchError(f"{path} is not a safetensors file: {exc}") from None
     if raw is None:
         raise CalibrationMismatchError(f"{path} is a safetensors file but not a DeepDrift calibration")
-    header = json.loads(raw)
-    if header.get("format") != FORMAT_NAME or int(header.get("format_version", -1)) > FORMAT_VERSION:
-        raise CalibrationMismatchError(
-            f"{path} has format {header.get('format')!r} v{header.get('format_version')}; this DeepDrift "
-            f"({__version__}) reads {FORMAT_NAME!r} up to v{FORMAT_VERSION}. Upgrade deepdrift or recalibrate."
-        )
-    return header
+    header = parse_header(raw, str(path))
+    entries = check_header(header, str(path))
+    CalibrationConfig.from_json(header["config"], str(path))
+    fingerprint = header.get("metadata", {}).get("fingerprint")
+    if fingerprint is not None:
+        ModelFingerprint.from_json(fingerprint, str(path))
+    return header, entries
 
 
 class CalibrationAccumulator:
@@ -228,7 +333,8 @@ class CalibrationAccumulator:
         if n_holdout < 32:
             logger.warning(
                 "only %d held-out calibration samples; the null distribution will be rough. Calibrate on more "
-                "batches (>= 160 samples gives >= 32 held out at the default holdout_fraction).", n_holdout,
+                "batches (>= 160 samples gives >= 32 held out at the default holdout_fraction).",
+                n_holdout,
             )
         layers = {}
         for name in order or list(self.moments):
@@ -238,17 +344,23 @@ class CalibrationAccumulator:
             var = var.clamp_min(floor)
             principal = None
             if moments.comoment is not None:
-                principal = principal_axes(moments.covariance, var, self.config.principal_variance,
-                                           max_axes=max(1, moments.count // 10))
+                principal = principal_axes(
+                    moments.covariance, var, self.config.principal_variance, max_axes=max(1, moments.count // 10)
+                )
             elif self.config.principal_max_features > 0:
                 logger.info(
                     "%s: %d pooled features > principal_max_features=%d; scored without the principal-axes "
                     "statistic (raise the limit, memory features^2 x 8 bytes, to include it)",
-                    name, var.shape[0], self.config.principal_max_features,
+                    name,
+                    var.shape[0],
+                    self.config.principal_max_features,
                 )
             layers[name] = LayerReference(
-                mean=moments.mean, var=var, count=moments.count,
-                holdout=holdout.get(name, torch.empty(0, var.shape[0])), principal=principal,
+                mean=moments.mean,
+                var=var,
+                count=moments.count,
+                holdout=holdout.get(name, torch.empty(0, var.shape[0])),
+                principal=principal,
             )
         return Calibration(layers=layers, config=self.config, n_seen=self.n_seen, metadata=metadata or {})
 
@@ -270,5 +382,3 @@ def principal_axes(covariance: torch.Tensor, var: torch.Tensor, variance_share: 
     n_axes = min(n_axes, max_axes, int((eigenvalues > 1e-9 * eigenvalues[0]).sum()))
     n_axes = max(n_axes, 1)
     return (eigenvectors[:, :n_axes] / eigenvalues[:n_axes].clamp_min(1e-30).sqrt()).float()
-
-

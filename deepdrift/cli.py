@@ -9,7 +9,7 @@ from typing import Annotated
 import torch
 import typer
 
-from .calibration import read_header
+from .calibration import Calibration, read_header
 from .errors import DeepDriftError
 from .taps import LayerTaps
 
@@ -76,22 +76,59 @@ def inspect(
     calibration: Annotated[Path, typer.Argument(help="a .safetensors file written by save_calibration")],
     as_json: Annotated[bool, typer.Option("--json", help="print the raw JSON header")] = False,
 ) -> None:
-    """Summarise a saved calibration: taps, feature sizes, sample counts, library version."""
+    """Check and summarise a saved calibration: model, pooling, taps (zone, depth, sizes, sample counts).
+
+    The whole file is checked first (header fields and tensors); a damaged or foreign file gets one line on stderr
+    and exit code 2.
+    """
     try:
         header = read_header(calibration)
-    except (DeepDriftError, FileNotFoundError) as exc:
-        raise _fail(str(exc)) from exc
+        loaded = Calibration.load(calibration)
+    except (DeepDriftError, OSError) as exc:
+        raise _fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(header, indent=2))
         return
-    meta = header.get("metadata", {})
-    typer.echo(f"{calibration}: DeepDrift calibration v{header['format_version']} "
-               f"(library {header['library_version']})")
-    typer.echo(f"model: {meta.get('model_class', '?')}  arch_name: {meta.get('arch_name')}  "
-               f"samples seen: {header['n_seen']}")
-    typer.echo(f"{'name':<32} {'features':>8} {'moments n':>10} {'held out':>9}")
-    for layer in header["layers"]:
-        typer.echo(f"{layer['name']:<32} {layer['n_features']:>8} {layer['count']:>10} {layer['n_holdout']:>9}")
+    meta = loaded.metadata
+    typer.echo(
+        f"{calibration}: DeepDrift calibration v{header['format_version']} "
+        f"(library {header.get('library_version', '?')})"
+    )
+    typer.echo(
+        f"model: {meta.get('model_class', '?')}  arch_name: {meta.get('arch_name')}  samples seen: {loaded.n_seen}"
+    )
+    pooling = meta.get("pooling")
+    if isinstance(pooling, dict):
+        typer.echo("pooling: " + ", ".join(f"{k}={v}" for k, v in pooling.items()))
+    typer.echo(_describe_fingerprint(loaded))
+    places = _tap_places(meta.get("taps"))
+    typer.echo(f"{'name':<32} {'zone':<5} {'depth':>6} {'features':>8} {'moments n':>10} {'held out':>9} {'axes':>5}")
+    for name, ref in loaded.layers.items():
+        zone, depth = places.get(name, ("?", "?"))
+        axes = 0 if ref.principal is None else ref.principal.shape[1]
+        typer.echo(
+            f"{name:<32} {zone:<5} {depth:>6} {ref.n_features:>8} {ref.count:>10} {ref.holdout.shape[0]:>9} {axes:>5}"
+        )
+
+
+def _describe_fingerprint(calibration: Calibration) -> str:
+    fingerprint = calibration.fingerprint
+    if fingerprint is None:
+        return "fingerprint: none (older file; the model is not checked when this calibration is loaded)"
+    shape = "?" if fingerprint.input_shape is None else "x".join(map(str, fingerprint.input_shape))
+    digest = "yes" if fingerprint.weights_digest else "no"
+    return f"fingerprint: {fingerprint.model_class or '?'}, input per sample {shape}, weights digest: {digest}"
+
+
+def _tap_places(taps: object) -> dict[str, tuple[str, str]]:
+    """``{tap: (zone, depth)}`` from ``metadata["taps"]``, skipping entries of an unexpected shape."""
+    places: dict[str, tuple[str, str]] = {}
+    for tap in taps if isinstance(taps, list) else []:
+        if isinstance(tap, dict) and isinstance(tap.get("name"), str):
+            depth = tap.get("depth")
+            depth_text = f"{depth:.3f}" if isinstance(depth, (int, float)) and not isinstance(depth, bool) else "?"
+            places[tap["name"]] = (str(tap.get("zone", "?"))[:5], depth_text)
+    return places
 
 
 def main() -> None:  # pragma: no cover

@@ -1,5 +1,6 @@
 import json
 
+import torch
 from typer.testing import CliRunner
 
 from deepdrift import DeepDriftMonitor
@@ -44,3 +45,61 @@ def test_inspect_rejects_missing_and_foreign_files(tmp_path):
     junk.write_text("hello")
     result = runner.invoke(app, ["inspect", str(junk)])
     assert result.exit_code == 2 and "not a safetensors file" in result.output
+
+
+def test_inspect_shows_pooling_zones_depths_and_the_fingerprint(tmp_path, small_cnn, calib_batches):
+    from dataclasses import replace
+
+    from deepdrift.fingerprint import fingerprint_model
+
+    monitor = DeepDriftMonitor(small_cnn).calibrate(calib_batches)
+    cal = monitor.calibration
+    fingerprint = fingerprint_model(small_cnn, monitor.layer_names, input_shape=(3, 16, 16))
+    path = replace(cal, metadata={**cal.metadata, "fingerprint": fingerprint.to_json()}).save(
+        tmp_path / "c.safetensors"
+    )
+    result = runner.invoke(app, ["inspect", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "pooling: layout=auto, token_pool=mean, summary=mean_std_max" in result.output
+    assert "fingerprint: torch.nn.modules.container.Sequential, input per sample 3x16x16, weights digest: no" in (
+        result.output
+    )
+    first, last = monitor.taps[0], monitor.taps[-1]
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines() if line.split()}
+    assert rows[first.name][1:3] == [first.zone, "0.000"] and rows[last.name][1:3] == [last.zone, "1.000"]
+    as_json = runner.invoke(app, ["inspect", str(path), "--json"])
+    assert json.loads(as_json.output)["metadata"]["fingerprint"]["input_shape"] == [3, 16, 16]
+
+
+def test_inspect_says_when_a_file_has_no_fingerprint(tmp_path, small_cnn, calib_batches):
+    path = DeepDriftMonitor(small_cnn).calibrate(calib_batches[:12]).save_calibration(tmp_path / "c.safetensors")
+    result = runner.invoke(app, ["inspect", str(path)])
+    assert result.exit_code == 0 and "fingerprint: none" in result.output
+
+
+def _corrupt_files(tmp_path):
+    import math
+
+    from calibration_files import raw_parts, tiny_calibration, write_raw
+
+    header, tensors = raw_parts(tiny_calibration().save(tmp_path / "good.safetensors"))
+    nan_mean = dict(tensors, **{"conv::mean": torch.full((3,), math.nan, dtype=torch.float64)})
+    yield write_raw(tmp_path / "nan.safetensors", header, nan_mean), "mean holds 3 NaN/Inf"
+    yield write_raw(tmp_path / "json.safetensors", header, tensors, raw_text="{oops"), "does not parse"
+    yield write_raw(tmp_path / "deep.safetensors", header, tensors, raw_text="[" * 50_000), "nested too deeply"
+    bool_count = json.loads(json.dumps(header))
+    bool_count["layers"][0]["count"] = True
+    yield write_raw(tmp_path / "count.safetensors", bool_count, tensors), "count ('conv') must be an integer >= 2"
+    no_layers = {k: v for k, v in header.items() if k != "layers"}
+    yield write_raw(tmp_path / "layers.safetensors", no_layers, tensors), "['layers'] are missing"
+
+
+def test_inspect_answers_corrupt_files_with_one_line_and_exit_code_2(tmp_path):
+    for path, message in _corrupt_files(tmp_path):
+        for extra in ([], ["--json"]):
+            result = runner.invoke(app, ["inspect", str(path), *extra])
+            assert result.exit_code == 2, (path, result.output)
+            assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
+            assert result.stdout == ""
+            assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+            assert message in result.stderr, result.stderr
