@@ -217,15 +217,11 @@ def _differences(saved: ModelFingerprint, current: ModelFingerprint) -> list[tup
     diffs: list[tuple[str, str]] = []
     if saved.model_class and current.model_class and saved.model_class != current.model_class:
         diffs.append(("model", f"model class: {saved.model_class} in the file, {current.model_class} here"))
-    if saved.taps is not None and current.taps is not None and tuple(saved.taps) != tuple(current.taps):
+    if saved.taps is not None and current.taps is not None and set(saved.taps) != set(current.taps):
+        # order is not compared: a monitor adopts the calibration's tap order when it loads one
         only_file = [t for t in saved.taps if t not in current.taps]
         only_here = [t for t in current.taps if t not in saved.taps]
-        text = (
-            f"taps: {only_file} only in the file, {only_here} only here"
-            if only_file or only_here
-            else f"tap order: {list(saved.taps)} in the file, {list(current.taps)} here"
-        )
-        diffs.append(("taps", text))
+        diffs.append(("taps", f"taps: {only_file} only in the file, {only_here} only here"))
     if saved.shapes is not None and current.shapes is not None:
         for tap, params in saved.shapes.items():
             if tap in current.shapes:
