@@ -1,4 +1,4 @@
-"""Atomic file writes, so a killed job never leaves a half-written cache file or checkpoint behind."""
+"""Atomic file writes, so a killed job never leaves a half-written cache file, checkpoint or result behind."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @contextlib.contextmanager
@@ -32,3 +36,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Write ``frame`` as CSV without its index, atomically; a ``.gz`` suffix compresses it."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, compression="gzip" if str(path).endswith(".gz") else None)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
@@ -64,6 +65,23 @@ def test_config_sets_validate_against_their_schemas():
                "--config", f"config_set={config_set}"]
         result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
         assert result.returncode == 0, (config_set, result.stderr[-2000:])
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"corruption": {"method_options": {"knn": {"kk": 3}}}}, "'kk' was unexpected"),
+        ({"models": {"cnn": {"pretrainde": True}}}, "'pretrainde' was unexpected"),
+        ({"thread": 2}, "unknown config key 'thread'; did you mean 'threads'?"),
+    ],
+)
+def test_an_unknown_config_key_is_rejected_at_any_level(tmp_path, override, expected):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(yaml.safe_dump(override))
+    cmd = [str(SNAKEMAKE), "-s", str(REPO / "workflow" / "Snakefile"), "--cores", "1", "--dry-run",
+           "--config", "config_set=test", "--configfile", str(extra)]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode != 0 and expected in result.stdout + result.stderr
 
 
 def test_an_invalid_config_is_rejected(tmp_path):

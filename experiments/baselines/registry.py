@@ -6,8 +6,10 @@ Every factory is called as ``factory(model, **options)``; detectors that do not 
 from __future__ import annotations
 
 import difflib
+import inspect
+import types
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from torch import nn
 
@@ -31,6 +33,43 @@ DETECTORS: dict[str, Callable[..., BatchDetector]] = {
 
 PEER_DETECTORS: tuple[str, ...] = ("msp", "energy", "mahalanobis", "vim", "knn", "mmd", "ks")
 """The peers' methods, run with their own code (pytorch-ood 0.4, torchdrift)."""
+
+OPTION_SOURCES: dict[str, type[BatchDetector]] = {
+    "deepdrift": DeepDriftDetector,
+    "msp": MaxSoftmax,
+    "energy": Energy,
+    "mahalanobis": Mahalanobis,
+    "vim": ViM,
+    "knn": KNN,
+    "mmd": KernelMMD,
+    "ks": KolmogorovSmirnov,
+}
+"""Names a study's ``method_options`` may configure, and the class whose keywords they set. ``deepdrift`` covers
+both DeepDrift rules: they share one fitted scorer."""
+
+_SCALARS = (int, float, bool, str, type(None))
+_NOT_OPTIONS = frozenset({"self", "model", "combine"})
+
+
+def _is_scalar(hint: Any) -> bool:
+    if get_origin(hint) in (Union, types.UnionType):
+        return all(_is_scalar(a) for a in get_args(hint))
+    return hint in _SCALARS
+
+
+def detector_options(name: str) -> dict[str, Any]:
+    """Keyword options a config may set for ``name`` (a key of :data:`OPTION_SOURCES`), with their types.
+
+    Only keywords with plain YAML types (numbers, strings, booleans, null) count; ``model`` and DeepDrift's
+    ``combine`` (fixed by the method name) do not.
+    """
+    init = OPTION_SOURCES[name].__init__
+    hints = get_type_hints(init)
+    return {
+        p: hints[p]
+        for p in inspect.signature(init).parameters
+        if p not in _NOT_OPTIONS and p in hints and _is_scalar(hints[p])
+    }
 
 
 def available_detectors() -> tuple[str, ...]:

@@ -9,8 +9,6 @@ the first tap.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,21 +18,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from deepdrift import DeepDriftMonitor
+from experiments.calibration_check.config import ContractConfig
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ContractConfig:
-    """How many batches to score per batch size (more: tighter estimates of the 1% tail)."""
-
-    batch_sizes: tuple[int, ...] = (1, 16, 128)
-    n_batches: tuple[int, ...] = (2000, 1000, 400)
-    calibration_batch_size: int = 128
-    noise_std: float = 0.5
-    noise_batch_size: int = 16
-    noise_batches: int = 50
-    seed: int = 0
 
 
 def calibrated_monitor(model: nn.Module, calib: TensorDataset, batch_size: int = 128) -> DeepDriftMonitor:
@@ -86,9 +72,14 @@ def summarise_noise(noise: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index().sort_values(["model", "depth"]).drop(columns="depth")
 
 
-def run_contract(models: dict[str, nn.Module], calib: dict[str, TensorDataset], heldout: dict[str, TensorDataset],
-                 cfg: ContractConfig = ContractConfig()) -> tuple[pd.DataFrame, pd.DataFrame]:
+def run_contract(
+    models: dict[str, nn.Module],
+    calib: dict[str, TensorDataset],
+    heldout: dict[str, TensorDataset],
+    cfg: ContractConfig | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Clean and noisy drift for several models (datasets per model: channel counts may differ)."""
+    cfg = cfg or ContractConfig()
     clean, noise = [], []
     for label, model in models.items():
         monitor = calibrated_monitor(model, calib[label], cfg.calibration_batch_size)
@@ -96,7 +87,3 @@ def run_contract(models: dict[str, nn.Module], calib: dict[str, TensorDataset], 
         noise.append(noise_drift(monitor, heldout[label], cfg, label))
         logger.info("%s: contract measured on %d taps", label, len(monitor.taps))
     return pd.concat(clean, ignore_index=True), pd.concat(noise, ignore_index=True)
-
-
-def batch_sizes_of(frame: pd.DataFrame) -> Sequence[int]:
-    return sorted(frame["batch_size"].unique())

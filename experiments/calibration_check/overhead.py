@@ -7,8 +7,7 @@ machine noise hits both arms alike. The original claimed "<1% overhead" without 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -16,14 +15,7 @@ import torch
 from torch import nn
 
 from deepdrift import DeepDriftMonitor
-
-
-@dataclass(frozen=True)
-class OverheadConfig:
-    batch_sizes: tuple[int, ...] = (1, 16, 64)
-    repetitions: int = 30
-    warmup: int = 3
-    seed: int = 0
+from experiments.calibration_check.config import OverheadConfig
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -33,7 +25,7 @@ def _timed(fn: Callable[[], object]) -> float:
 
 
 def measure_overhead(
-    label: str, model: nn.Module, calib: torch.Tensor, sample: torch.Tensor, cfg: OverheadConfig = OverheadConfig()
+    label: str, model: nn.Module, calib: torch.Tensor, sample: torch.Tensor, cfg: OverheadConfig
 ) -> pd.DataFrame:
     """Median seconds of forward vs step per batch size; overhead = step / forward - 1."""
     model.eval()
@@ -78,8 +70,7 @@ def overhead_table(
     models: dict[str, nn.Module],
     calib: dict[str, torch.Tensor],
     sample: dict[str, torch.Tensor],
-    batch_sizes: Sequence[int],
-    repetitions: int,
+    cfg: OverheadConfig,
 ) -> pd.DataFrame:
-    cfg = OverheadConfig(batch_sizes=tuple(batch_sizes), repetitions=repetitions)
+    """:func:`measure_overhead` for every model, in one table."""
     return pd.concat([measure_overhead(k, m, calib[k], sample[k], cfg) for k, m in models.items()], ignore_index=True)

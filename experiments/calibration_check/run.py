@@ -2,40 +2,52 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from experiments.calibration_check.contract import ContractConfig, run_contract, summarise, summarise_noise
+from experiments.atomic import write_csv
+from experiments.calibration_check.config import CalibrationStudyConfig
+from experiments.calibration_check.contract import run_contract, summarise, summarise_noise
 from experiments.calibration_check.figures import qq_figure
 from experiments.calibration_check.overhead import overhead_table
-from experiments.data import fashion_mnist_dataset, make_splits
+from experiments.data import DataSpec, split_dataset
 from experiments.figures import save_figure, write_table
-from experiments.models.zoo import DataSpec, ModelSpec, load_model
+from experiments.models.zoo import ModelSpec, load_model
 
 
-def _load_models(model_cfgs: dict[str, dict], weights: dict[str, str], data: DataSpec):
-    splits = make_splits(data.split_seed, data.n_calib, data.n_heldout, n_train=data.n_train)
+def _load_models(model_cfgs: Mapping[str, Mapping[str, Any]], weights: Mapping[str, str], data: DataSpec):
+    splits = data.splits()
     models, calib, heldout = {}, {}, {}
     for key, path in weights.items():
         spec = ModelSpec.from_config(key, model_cfgs[key])
         models[key] = load_model(spec, data, path)
-        calib[key] = fashion_mnist_dataset("test", indices=splits.calib, size=data.img_size, channels=spec.in_chans)
-        heldout[key] = fashion_mnist_dataset("test", indices=splits.heldout, size=data.img_size, channels=spec.in_chans)
+        calib[key] = split_dataset(data, "test", splits.calib, spec.in_chans)
+        heldout[key] = split_dataset(data, "test", splits.heldout, spec.in_chans)
     return models, calib, heldout
 
 
 def overhead_check(
-    model_cfgs: dict[str, dict], weights: dict[str, str], data_cfg: dict, overhead_cfg: dict, table_stem: str | Path
+    model_cfgs: Mapping[str, Mapping[str, Any]],
+    weights: Mapping[str, str],
+    data_cfg: Mapping[str, Any],
+    study_cfg: Mapping[str, Any],
+    table_stem: str | Path,
 ) -> pd.DataFrame:
-    """Time monitor.step against a plain forward pass for every configured model; write the table."""
+    """Time monitor.step against a plain forward pass for every model in ``weights``; write the table.
+
+    Args:
+        study_cfg: the ``calibration`` section (its ``overhead`` part sets batch sizes and repetitions).
+    """
+    cfg = CalibrationStudyConfig.from_config(study_cfg).overhead
     models, calib, heldout = _load_models(model_cfgs, weights, DataSpec.from_config(data_cfg))
     table = overhead_table(
         models,
         {k: v.tensors[0] for k, v in calib.items()},
         {k: v.tensors[0] for k, v in heldout.items()},
-        overhead_cfg["batch_sizes"],
-        overhead_cfg["repetitions"],
+        cfg,
     )
     write_table(
         table,
@@ -47,21 +59,24 @@ def overhead_check(
 
 
 def calibration_check(
-    model_cfgs: dict[str, dict],
-    weights: dict[str, str],
-    data_cfg: dict,
-    check_cfg: dict,
+    model_cfgs: Mapping[str, Mapping[str, Any]],
+    weights: Mapping[str, str],
+    data_cfg: Mapping[str, Any],
+    study_cfg: Mapping[str, Any],
     out_drift: str | Path,
     figure_stem: str | Path,
     table_stem: str | Path,
     noise_table_stem: str | Path,
 ) -> pd.DataFrame:
-    """Run the contract on trained models and write the raw drift, the QQ figure and both tables."""
+    """Run the contract on the models in ``weights``; write the raw drift, the QQ figure and both tables.
+
+    Args:
+        study_cfg: the ``calibration`` section (its ``contract`` part sets batch sizes, batch counts and noise).
+    """
+    cfg = CalibrationStudyConfig.from_config(study_cfg).contract
     models, calib, heldout = _load_models(model_cfgs, weights, DataSpec.from_config(data_cfg))
-    cfg = ContractConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in check_cfg.items()})
     clean, noise = run_contract(models, calib, heldout, cfg)
-    Path(out_drift).parent.mkdir(parents=True, exist_ok=True)
-    pd.concat([clean.assign(condition="clean"), noise.assign(condition="noise")]).to_csv(out_drift, index=False)
+    write_csv(pd.concat([clean.assign(condition="clean"), noise.assign(condition="noise")]), out_drift)
     save_figure(qq_figure(clean), figure_stem)
     table = summarise(clean)
     write_table(

@@ -3,22 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from experiments.data import corruption_names
+from experiments.baselines.registry import OPTION_SOURCES, available_detectors, detector_options
+from experiments.config import ConfigError, convert_value, from_mapping, join, parsed, unknown_key, unknown_name
+from experiments.data.corruptions import config_corruption_subsets, corruption_names
 
-DEFAULT_METHODS: tuple[str, ...] = (
-    "deepdrift_max",
-    "deepdrift_stouffer",
-    "msp",
-    "energy",
-    "mahalanobis",
-    "vim",
-    "knn",
-    "mmd",
-    "ks",
-)
+DEFAULT_METHODS: tuple[str, ...] = available_detectors()
+"""Every registered detector: DeepDrift's two rules and the peers' seven methods."""
+
+
+def method_names(raw: Any, path: str) -> Any:
+    """Check ``methods`` against the detector registry (close matches for a typo)."""
+    if isinstance(raw, (list, tuple)):
+        for i, name in enumerate(raw):
+            if isinstance(name, str) and name not in DEFAULT_METHODS:
+                raise unknown_name(name, DEFAULT_METHODS, f"{path}[{i}]", "detector")
+    return raw
+
+
+def method_options(raw: Any, path: str) -> dict[str, dict[str, Any]]:
+    """Check ``method_options`` against the detectors' own keyword arguments (their types and names)."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of detector name -> options, got {raw!r}")
+    options: dict[str, dict[str, Any]] = {}
+    for name, given in raw.items():
+        if name not in OPTION_SOURCES:
+            raise unknown_key(name, OPTION_SOURCES, path)
+        known = detector_options(name)
+        if not isinstance(given, Mapping):
+            raise ConfigError(f"{join(path, name)}: expected a mapping of options, got {given!r}")
+        for option in given:
+            if option not in known:
+                raise unknown_key(option, known, join(path, name))
+        options[name] = {k: convert_value(known[k], v, join(join(path, name), k)) for k, v in given.items()}
+    return options
 
 
 @dataclass(frozen=True)
@@ -37,14 +57,18 @@ class CorruptionConfig:
         n_clean_batches: clean batches per batch size (shared by every corruption's AUROC).
         profile_batch_size: batch size whose mean per-tap drift makes the MRI and severity figures.
         methods: detector names of :mod:`experiments.baselines.registry`.
-        method_options: keyword arguments per detector (e.g. ``{"knn": {"k": 50}}``).
+        method_options: keyword arguments per detector (``deepdrift`` for both DeepDrift rules), each checked
+            against the detector's signature; options of detectors that ``methods`` leaves out are unused. A config's
+            mapping replaces the default whole. The default bounds the reference sets of torchdrift's MMD and KS,
+            which cost O(reference x features) per batch.
         mri_severity: severity shown in the drift MRI.
-        source: ``"generate"`` (imagecorruptions on the held-out split) or ``"cifar10c"`` (paper config).
+        source: ``"generate"`` (imagecorruptions on the held-out split) or ``"cifar10c"`` (the released CIFAR-10-C;
+            needs ``data.dataset: cifar10``).
         forward_batch_size: batch size of feature extraction (does not change results).
     """
 
     models: tuple[str, ...]
-    corruptions: tuple[str, ...] = field(default_factory=lambda: corruption_names("all"))
+    corruptions: tuple[str, ...] = parsed(config_corruption_subsets, default_factory=lambda: corruption_names("all"))
     severities: tuple[int, ...] = (1, 2, 3, 4, 5)
     n_images: int = 256
     seed: int = 0
@@ -52,10 +76,13 @@ class CorruptionConfig:
     n_batches: int = 30
     n_clean_batches: int = 100
     profile_batch_size: int = 16
-    methods: tuple[str, ...] = DEFAULT_METHODS
-    method_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    methods: tuple[str, ...] = parsed(method_names, default=DEFAULT_METHODS)
+    method_options: Mapping[str, Mapping[str, Any]] = parsed(
+        method_options,
+        default_factory=lambda: {"knn": {"k": 50}, "mmd": {"reference_size": 250}, "ks": {"reference_size": 500}},
+    )
     mri_severity: int = 3
-    source: str = "generate"
+    source: Literal["generate", "cifar10c"] = "generate"
     forward_batch_size: int = 256
 
     def __post_init__(self) -> None:
@@ -74,13 +101,6 @@ class CorruptionConfig:
             raise ValueError(f"source must be 'generate' or 'cifar10c', got {self.source!r}")
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> CorruptionConfig:
+    def from_config(cls, cfg: Mapping[str, Any], path: str = "corruption") -> CorruptionConfig:
         """Build from the YAML mapping; ``corruptions`` may be a list or a subset name such as ``"all"``."""
-        values = {k: v for k, v in cfg.items() if k in cls.__dataclass_fields__}
-        corruptions = values.get("corruptions", "all")
-        values["corruptions"] = corruption_names(corruptions) if isinstance(corruptions, str) else corruptions
-        for key in ("models", "corruptions", "severities", "batch_sizes", "methods"):
-            if key in values:
-                values[key] = tuple(values[key])
-        values["method_options"] = {k: dict(v) for k, v in dict(values.get("method_options", {})).items()}
-        return cls(**values)
+        return from_mapping(cls, cfg, path)

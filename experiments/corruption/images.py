@@ -19,47 +19,28 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from experiments.atomic import atomic_path
+from experiments.config import ConfigError
 from experiments.corruption.config import CorruptionConfig
-from experiments.data import MEAN, STD, cached_corruption, corruption_family, load_fashion_mnist, make_splits
+from experiments.data import DataSpec, cached_corruption, corruption_family, load_split
 from experiments.data.corruptions import cache_key
 from experiments.data.tensors import pad_images
-from experiments.models.zoo import DataSpec
 
 logger = logging.getLogger(__name__)
 
 
-def dataset_name(data_cfg: Mapping[str, Any]) -> str:
-    """``fashion_mnist`` (default) or ``cifar10`` (paper config)."""
-    return str(data_cfg.get("dataset", "fashion_mnist"))
-
-
 def heldout_subset(data: DataSpec, n_images: int, seed: int) -> np.ndarray:
     """Sorted indices (into the official test split) of ``n_images`` random held-out images."""
-    splits = make_splits(data.split_seed, data.n_calib, data.n_heldout, n_train=data.n_train)
+    splits = data.splits()
     if n_images > len(splits.heldout):
         raise ValueError(f"n_images {n_images} exceeds the held-out split ({len(splits.heldout)}); lower it")
     rng = np.random.default_rng([seed, 4])
     return np.sort(rng.choice(splits.heldout, size=n_images, replace=False))
 
 
-def test_split_images(data_cfg: Mapping[str, Any], indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def test_split_images(data: DataSpec, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Clean uint8 images (at least 32x32) and labels of the official test split at ``indices``."""
-    if dataset_name(data_cfg) == "cifar10":
-        from experiments.corruption.cifar import load_cifar10
-
-        images, labels = load_cifar10("test")
-        return images[indices], labels[indices]
-    images, labels = load_fashion_mnist("test")
+    images, labels = load_split(data, "test")
     return pad_images(images[indices], 32), np.asarray(labels[indices])
-
-
-def normalisation(data_cfg: Mapping[str, Any]) -> tuple[float, float]:
-    """Scalar ``(mean, std)`` the models were trained with."""
-    if dataset_name(data_cfg) == "cifar10":
-        from experiments.corruption.cifar import CIFAR_MEAN, CIFAR_STD
-
-        return CIFAR_MEAN, CIFAR_STD
-    return MEAN, STD
 
 
 def _cifar10c_entry(images_root: Path, cache_dir: Path, name: str, severity: int, indices: np.ndarray) -> Path:
@@ -73,19 +54,23 @@ def _cifar10c_entry(images_root: Path, cache_dir: Path, name: str, severity: int
     return path
 
 
-def build_corrupted_set(data_cfg: Mapping[str, Any], cfg: CorruptionConfig, cache_dir: str | Path,
-                        manifest_out: str | Path) -> dict[str, Any]:
+def build_corrupted_set(
+    data: DataSpec, cfg: CorruptionConfig, cache_dir: str | Path, manifest_out: str | Path
+) -> dict[str, Any]:
     """Corrupt the held-out subset with every configured corruption and severity; write the manifest.
 
     Args:
-        data_cfg: ``config["data"]`` (splits; ``dataset: cifar10`` for the paper config).
+        data: the images (splits, dataset).
         cfg: the study's settings.
         cache_dir: folder of the ``.npy`` files (re-used across runs: a re-run only reads them).
         manifest_out: JSON listing every file, the image indices and the seed.
     """
-    data = DataSpec.from_config(data_cfg)
+    if cfg.source == "cifar10c" and data.dataset != "cifar10":
+        raise ConfigError(
+            f"corruption.source='cifar10c' needs data.dataset: cifar10, got {data.dataset!r}; use source: generate"
+        )
     indices = heldout_subset(data, cfg.n_images, cfg.seed)
-    images, _ = test_split_images(data_cfg, indices)
+    images, _ = test_split_images(data, indices)
     cache_dir = Path(cache_dir)
     entries = []
     for name in tqdm(cfg.corruptions, desc="corruptions", disable=None):
@@ -95,11 +80,17 @@ def build_corrupted_set(data_cfg: Mapping[str, Any], cfg: CorruptionConfig, cach
             else:
                 cached_corruption(images, name, severity, cfg.seed, cache_dir, progress=False)
                 path = cache_dir / cache_key(images, name, severity, cfg.seed)
-            entries.append({"corruption": name, "family": corruption_family(name), "severity": int(severity),
-                            "file": str(path)})
+            entries.append(
+                {"corruption": name, "family": corruption_family(name), "severity": int(severity), "file": str(path)}
+            )
         logger.info("corrupted %d images with %s at severities %s", len(images), name, list(cfg.severities))
-    manifest = {"dataset": dataset_name(data_cfg), "source": cfg.source, "seed": cfg.seed,
-                "indices": indices.tolist(), "entries": entries}
+    manifest = {
+        "dataset": data.dataset,
+        "source": cfg.source,
+        "seed": cfg.seed,
+        "indices": indices.tolist(),
+        "entries": entries,
+    }
     with atomic_path(manifest_out) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1))
     return manifest
@@ -110,8 +101,10 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
     manifest = json.loads(Path(path).read_text())
     missing = [e["file"] for e in manifest["entries"] if not Path(e["file"]).is_file()]
     if missing:
-        raise FileNotFoundError(f"{len(missing)} corrupted image files of {path} are missing (e.g. {missing[0]}); "
-                                "delete the manifest and rerun the corruption_images rule")
+        raise FileNotFoundError(
+            f"{len(missing)} corrupted image files of {path} are missing (e.g. {missing[0]}); "
+            "delete the manifest and rerun the corruption_images rule"
+        )
     return manifest
 
 

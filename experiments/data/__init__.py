@@ -1,4 +1,4 @@
-"""Shared data floor: Fashion-MNIST loading, tensor conversion, seeded splits and corruptions."""
+"""Shared data floor: the data spec, Fashion-MNIST loading, tensor conversion, seeded splits and corruptions."""
 
 from experiments.data.corruptions import (
     cached_corruption,
@@ -14,6 +14,7 @@ from experiments.data.fashion_mnist import (
     fashion_mnist_dataset,
     load_fashion_mnist,
 )
+from experiments.data.spec import DataSpec, load_split, normalisation, split_dataset
 from experiments.data.splits import DataSplits, make_splits
 from experiments.data.tensors import make_tensor_dataset, pad_images, to_model_input
 
@@ -21,6 +22,7 @@ __all__ = [
     "CLASSES",
     "MEAN",
     "STD",
+    "DataSpec",
     "DataSplits",
     "DatasetUnavailableError",
     "cached_corruption",
@@ -29,8 +31,11 @@ __all__ = [
     "corruption_names",
     "fashion_mnist_dataset",
     "load_fashion_mnist",
+    "load_split",
     "make_splits",
     "make_tensor_dataset",
+    "normalisation",
     "pad_images",
+    "split_dataset",
     "to_model_input",
 ]

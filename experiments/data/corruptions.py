@@ -33,6 +33,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from experiments.atomic import atomic_path
+from experiments.config import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,32 @@ def _check_name(name: str) -> None:
         close = difflib.get_close_matches(name, COMMON + EXTRA, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else " See corruption_names()."
         raise ValueError(f"unknown corruption {name!r}.{hint}")
+
+
+def config_corruptions(value: object, path: str, subsets: bool = False) -> object:
+    """A config's list of corruption names, checked at load time (``subsets``: a subset name is accepted too).
+
+    Raises:
+        ConfigError: an unknown corruption or subset name (with close matches).
+    """
+    if subsets and isinstance(value, str):
+        try:
+            return corruption_names(value)
+        except ValueError as err:
+            raise ConfigError(f"{path}: {err}") from err
+    if isinstance(value, (list, tuple)):
+        for i, name in enumerate(value):
+            try:
+                if isinstance(name, str):  # other types fail the type check that follows
+                    _check_name(name)
+            except ValueError as err:
+                raise ConfigError(f"{path}[{i}]: {err}") from err
+    return value
+
+
+def config_corruption_subsets(value: object, path: str) -> object:
+    """:func:`config_corruptions` that also accepts a subset name (``all``, ``common``, ``extra``, a family)."""
+    return config_corruptions(value, path, subsets=True)
 
 
 def corruption_family(name: str) -> str:

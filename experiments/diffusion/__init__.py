@@ -5,7 +5,7 @@ training images (the Carlini/Gu nearest-neighbour criterion), and asks where in 
 training images from held-out ones, against a held-out-vs-held-out null, and how early compared with the loss gap.
 """
 
-from experiments.diffusion.config import DiffusionData, EvalSpec, TrainSpec, UNetSpec
+from experiments.diffusion.config import DiffusionData, DiffusionStudyConfig, EvalSpec, TrainSpec, UNetSpec
 from experiments.diffusion.memorisation import memorisation_table, nearest_neighbours
 from experiments.diffusion.model import EMA, build_scheduler, build_unet
 from experiments.diffusion.sampling import ddim_sample
@@ -14,6 +14,7 @@ from experiments.diffusion.train import load_checkpoint_weights, train_diffusion
 __all__ = [
     "EMA",
     "DiffusionData",
+    "DiffusionStudyConfig",
     "EvalSpec",
     "TrainSpec",
     "UNetSpec",

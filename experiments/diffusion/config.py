@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-
-def _from_dict(cls: type, raw: dict[str, Any] | None) -> Any:
-    """Build a frozen dataclass from a dict, turning lists into tuples and refusing unknown keys."""
-    raw = dict(raw or {})
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} keys {unknown}; valid keys: {sorted(known)}")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+from experiments.config import from_mapping
 
 
 @dataclass(frozen=True)
@@ -24,10 +17,6 @@ class UNetSpec:
     layers_per_block: int = 1
     attention: bool = False
     norm_num_groups: int = 8
-
-    @classmethod
-    def from_config(cls, raw: dict[str, Any] | None) -> UNetSpec:
-        return _from_dict(cls, raw)
 
 
 @dataclass(frozen=True)
@@ -43,12 +32,9 @@ class TrainSpec:
     num_train_timesteps: int = 1000
     grad_clip: float = 1.0
 
-    @classmethod
-    def from_config(cls, raw: dict[str, Any] | None) -> TrainSpec:
-        spec = _from_dict(cls, raw)
-        if spec.checkpoint_every < 1 or spec.steps < 1:
-            raise ValueError("train.steps and train.checkpoint_every must be positive")
-        return spec
+    def __post_init__(self) -> None:
+        if self.checkpoint_every < 1 or self.steps < 1:
+            raise ValueError("steps and checkpoint_every must be positive")
 
     @property
     def checkpoint_steps(self) -> tuple[int, ...]:
@@ -69,14 +55,10 @@ class DiffusionData:
         split_seed: seeds the reservation.
     """
 
-    dataset: str = "fashion_mnist"
+    dataset: Literal["fashion_mnist", "cifar10"] = "fashion_mnist"
     img_size: int = 16
     n_reserved: int = 6000
     split_seed: int = 0
-
-    @classmethod
-    def from_config(cls, raw: dict[str, Any] | None) -> DiffusionData:
-        return _from_dict(cls, raw)
 
     @property
     def channels(self) -> int:
@@ -111,7 +93,7 @@ class EvalSpec:
     timesteps: tuple[int, ...] = (50, 200, 500)
     n_calib: int = 512
     score_batch_max: int = 128
-    n_null_sets: int = 6
+    n_null_sets: int = 8
     noise_draws: int = 1
     loss_draws: int = 4
     n_bootstrap: int = 1000
@@ -120,6 +102,26 @@ class EvalSpec:
     noise_seed: int = 777
     include_init: bool = True
 
+
+@dataclass(frozen=True)
+class DiffusionStudyConfig:
+    """The ``diffusion`` section: one DDPM per training-set size N and seed, trained and measured alike.
+
+    Attributes:
+        sizes: training-set sizes N (class-balanced subsets).
+        seeds: seeds per N.
+        threads: threads per training / evaluation job.
+        data, unet, train, eval: the images, the U-Net, the training recipe and the measurements.
+    """
+
+    sizes: tuple[int, ...]
+    seeds: tuple[int, ...]
+    threads: int
+    data: DiffusionData = field(default_factory=DiffusionData)
+    unet: UNetSpec = field(default_factory=UNetSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    eval: EvalSpec = field(default_factory=EvalSpec)
+
     @classmethod
-    def from_config(cls, raw: dict[str, Any] | None) -> EvalSpec:
-        return _from_dict(cls, raw)
+    def from_config(cls, cfg: Mapping[str, Any], path: str = "diffusion") -> DiffusionStudyConfig:
+        return from_mapping(cls, cfg, path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,8 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
-from experiments.atomic import atomic_path
-from experiments.diffusion.config import DiffusionData, EvalSpec, TrainSpec, UNetSpec
+from experiments.atomic import atomic_path, write_csv
+from experiments.diffusion.config import DiffusionData, DiffusionStudyConfig, EvalSpec, TrainSpec, UNetSpec
 from experiments.diffusion.data import images_of, study_split
 from experiments.diffusion.evaluate import evaluate_run
 from experiments.diffusion.figures import anatomy_heatmap, bottleneck_figure, memorisation_figure, sample_grid
@@ -25,34 +26,31 @@ logger = logging.getLogger(__name__)
 FRAMES = ("memorisation", "loss", "drift", "geometry")
 
 
-def specs(cfg: dict[str, Any]) -> tuple[DiffusionData, UNetSpec, TrainSpec, EvalSpec]:
-    """Frozen specs from ``config['diffusion']``."""
-    return (DiffusionData.from_config(cfg.get("data")), UNetSpec.from_config(cfg.get("unet")),
-            TrainSpec.from_config(cfg.get("train")), EvalSpec.from_config(cfg.get("eval")))
+def specs(cfg: Mapping[str, Any]) -> tuple[DiffusionData, UNetSpec, TrainSpec, EvalSpec]:
+    """Frozen specs from ``config['diffusion']`` (checked strictly: an unknown key raises)."""
+    study = DiffusionStudyConfig.from_config(cfg)
+    return study.data, study.unet, study.train, study.eval
 
 
-def train_job(cfg: dict[str, Any], n_train: int, seed: int, folder: str | Path, manifest: str | Path) -> dict:
+def train_job(cfg: Mapping[str, Any], n_train: int, seed: int, folder: str | Path, manifest: str | Path) -> dict:
     """Train one (N, seed) run, resuming from ``folder`` if an earlier job was killed."""
     data, unet, train, evaluation = specs(cfg)
     split = study_split(data, evaluation, n_train, seed)
     return train_diffusion(images_of(data, split.train), unet, train, seed, folder, manifest)
 
 
-def _write_csv(frame: pd.DataFrame, path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
-
-
-def evaluate_job(cfg: dict[str, Any], n_train: int, seed: int, manifest: str | Path,
-                 outputs: dict[str, str | Path]) -> None:
+def evaluate_job(
+    cfg: Mapping[str, Any], n_train: int, seed: int, manifest: str | Path, outputs: dict[str, str | Path]
+) -> None:
     """Measure every checkpoint of one run; write one CSV per frame and the final samples (safetensors)."""
     data, unet, train, evaluation = specs(cfg)
     info = json.loads(Path(manifest).read_text())
     checkpoints = {int(step): path for step, path in info["checkpoints"].items()}
-    results = evaluate_run(checkpoints, data, unet, train, evaluation, study_split(data, evaluation, n_train, seed),
-                           seed)
+    results = evaluate_run(
+        checkpoints, data, unet, train, evaluation, study_split(data, evaluation, n_train, seed), seed
+    )
     for name in FRAMES:
-        _write_csv(getattr(results, name), outputs[name])
+        write_csv(getattr(results, name), outputs[name])
     with atomic_path(outputs["samples"]) as tmp:
         save_file({k: v.contiguous() for k, v in results.samples.items()}, str(tmp))
 
@@ -76,39 +74,70 @@ def _final_samples(sample_paths: list[str], memorisation: pd.DataFrame) -> dict[
     return finals
 
 
-def report_job(cfg: dict[str, Any], paths: dict[str, list[str]], sample_paths: list[str],
-               stems: dict[str, str | Path]) -> pd.DataFrame:
+def report_job(
+    cfg: Mapping[str, Any], paths: dict[str, list[str]], sample_paths: list[str], stems: dict[str, str | Path]
+) -> pd.DataFrame:
     """All figures and tables of the study from the per-run CSVs; returns the onset summary."""
     _, _, _, evaluation = specs(cfg)
     frames = load_results(paths)
     gaps = drift_gaps(frames["drift"], evaluation.alpha)
-    onsets = onset_table(gaps, frames["loss"], frames["memorisation"], evaluation.alpha, evaluation.onset_fraction,
-                         evaluation.consecutive)
+    onsets = onset_table(
+        gaps,
+        frames["loss"],
+        frames["memorisation"],
+        evaluation.alpha,
+        evaluation.onset_fraction,
+        evaluation.consecutive,
+    )
     summary = summarise_onsets(onsets)
     save_figure(anatomy_heatmap(gaps), stems["heatmap"])
-    save_figure(memorisation_figure(frames["memorisation"], frames["loss"], evaluation.onset_fraction),
-                stems["memorisation"])
+    save_figure(
+        memorisation_figure(frames["memorisation"], frames["loss"], evaluation.onset_fraction), stems["memorisation"]
+    )
     save_figure(bottleneck_figure(gaps, onsets), stems["bottleneck"])
     save_figure(sample_grid(_final_samples(sample_paths, frames["memorisation"])), stems["samples"])
-    write_table(onsets, stems["onsets"], float_format="%.2f",
-                caption="Onset steps (first of consecutive significant checkpoints) per block, loss gap and "
-                "memorised fraction; ratio = loss (or memorisation) onset / earliest drift onset.")
-    write_table(summary, stems["onset_summary"], float_format="%.2f",
-                caption="Median onsets and ratios over seeds per N and t (ratio > 1: drift flags first).")
-    write_table(bottleneck_table(gaps, onsets, frames["geometry"]), stems["bottleneck_table"], float_format="%.2f",
-                caption="Block separating most (largest null-corrected gap z, last checkpoint) and first, per N, t.")
+    write_table(
+        onsets,
+        stems["onsets"],
+        float_format="%.2f",
+        caption="Onset steps (first of consecutive significant checkpoints) per block, loss gap and "
+        "memorised fraction; ratio = loss (or memorisation) onset / earliest drift onset.",
+    )
+    write_table(
+        summary,
+        stems["onset_summary"],
+        float_format="%.2f",
+        caption="Median onsets and ratios over seeds per N and t (ratio > 1: drift flags first).",
+    )
+    write_table(
+        bottleneck_table(gaps, onsets, frames["geometry"]),
+        stems["bottleneck_table"],
+        float_format="%.2f",
+        caption="Block separating most (largest null-corrected gap z, last checkpoint) and first, per N, t.",
+    )
     last = frames["memorisation"].groupby(["n_train", "seed"])["step"].transform("max")
     final = frames["memorisation"][frames["memorisation"]["step"] == last]
-    table = final.groupby("n_train").agg(seeds=("seed", "nunique"), memorised_mean=("memorised_fraction", "mean"),
-                                         memorised_min=("memorised_fraction", "min"),
-                                         memorised_max=("memorised_fraction", "max"),
-                                         median_ratio=("median_ratio", "median"), step=("step", "max"))
-    write_table(table.reset_index(), stems["memorised"], caption="Memorised fraction of DDIM samples at the last "
-                "checkpoint (NN ratio < 1/3), per training-set size N.")
+    table = final.groupby("n_train").agg(
+        seeds=("seed", "nunique"),
+        memorised_mean=("memorised_fraction", "mean"),
+        memorised_min=("memorised_fraction", "min"),
+        memorised_max=("memorised_fraction", "max"),
+        median_ratio=("median_ratio", "median"),
+        step=("step", "max"),
+    )
+    write_table(
+        table.reset_index(),
+        stems["memorised"],
+        caption="Memorised fraction of DDIM samples at the last checkpoint (NN ratio < 1/3), per training-set size N.",
+    )
     geometry = frames["geometry"].drop_duplicates("block").drop(columns=["n_train", "seed"])
-    write_table(geometry, stems["geometry"], float_format="%.0f",
-                caption="Tapped U-Net blocks: output channels, spatial size and pooled features (mean, std and max "
-                "of each channel). Drift is in sigma units against each block's own clean-data null at the scored "
-                "batch size, so width and feature correlation are standardised per block; compare blocks of equal "
-                "resolution before naming a bottleneck.")
+    write_table(
+        geometry,
+        stems["geometry"],
+        float_format="%.0f",
+        caption="Tapped U-Net blocks: output channels, spatial size and pooled features (mean, std and max "
+        "of each channel). Drift is in sigma units against each block's own clean-data null at the scored "
+        "batch size, so width and feature correlation are standardised per block; compare blocks of equal "
+        "resolution before naming a bottleneck.",
+    )
     return summary

@@ -15,15 +15,14 @@ import seaborn as sns
 
 from experiments.atomic import atomic_path
 
-FIG_WIDTH_SINGLE = 3.4  # inches: one column of a two-column paper
-FIG_WIDTH_DOUBLE = 7.0
-
 
 @contextmanager
 def paper_context(font_scale: float = 0.9) -> Iterator[None]:
     """Seaborn paper context with embedded TrueType fonts, restored afterwards."""
-    with sns.plotting_context("paper", font_scale=font_scale), sns.axes_style("ticks"), plt.rc_context(
-        {"pdf.fonttype": 42, "ps.fonttype": 42, "savefig.dpi": 200, "figure.dpi": 100}
+    with (
+        sns.plotting_context("paper", font_scale=font_scale),
+        sns.axes_style("ticks"),
+        plt.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42, "savefig.dpi": 200, "figure.dpi": 100}),
     ):
         yield
 
@@ -47,8 +46,9 @@ def write_table(frame: pd.DataFrame, stem: str | Path, float_format: str = "%.3f
     outputs = {
         ".csv": frame.to_csv(index=False, float_format=float_format),
         ".md": frame.to_markdown(index=False, floatfmt=float_format.lstrip("%")),
-        ".tex": frame.to_latex(index=False, float_format=lambda v: float_format % v, caption=caption or None,
-                               escape=True),
+        ".tex": frame.to_latex(
+            index=False, float_format=lambda v: float_format % v, caption=caption or None, escape=True
+        ),
     }
     written = []
     for suffix, text in outputs.items():

@@ -11,14 +11,13 @@ import torch
 from experiments.data import (
     MEAN,
     STD,
+    DataSpec,
     cached_corruption,
-    fashion_mnist_dataset,
-    load_fashion_mnist,
-    make_splits,
+    load_split,
     pad_images,
+    split_dataset,
     to_model_input,
 )
-from experiments.models.zoo import DataSpec
 
 
 @dataclass(frozen=True)
@@ -49,10 +48,10 @@ class StudyImages:
 
 def study_images(data: DataSpec, channels: int, n_heldout: int | None, seed: int) -> StudyImages:
     """Calibration split as inputs; ``n_heldout`` held-out images in a seeded random order (None: all)."""
-    splits = make_splits(data.split_seed, data.n_calib, data.n_heldout, n_train=data.n_train)
-    calib = fashion_mnist_dataset("test", indices=splits.calib, size=data.img_size, channels=channels).tensors[0]
+    splits = data.splits()
+    calib = split_dataset(data, "test", splits.calib, channels).tensors[0]
     order = np.random.default_rng(seed).permutation(splits.heldout)[:n_heldout]
-    images, labels = load_fashion_mnist("test")
+    images, labels = load_split(data, "test")
     heldout_uint8 = np.ascontiguousarray(images[order])
     heldout = to_model_input(heldout_uint8, size=data.img_size, channels=channels, mean=MEAN, std=STD)
     return StudyImages(

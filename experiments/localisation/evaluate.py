@@ -25,6 +25,7 @@ from deepdrift import DoctorConfig, DriftScorer, FailureMode, Tap, diagnose_drif
 from experiments.localisation.faults import fault_seed, input_fault, internal_fault
 from experiments.localisation.features import FeatureSet, extract_features, torch_threads
 from experiments.localisation.sites import FaultSite, pre_onset_change
+from experiments.quiet import quiet_logger
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def diagnose_batches(
                 "mode": diagnosis.mode.value,
                 "onset_pred": -1 if diagnosis.onset_index is None else diagnosis.onset_index,
                 "profile": ";".join(f"{s.drift:.3f}" for s in scores.values()),
-            "p_values": ";".join(f"{s.p_value:.4g}" for s in scores.values()),
+                "p_values": ";".join(f"{s.p_value:.4g}" for s in scores.values()),
             }
         )
     return rows
@@ -134,38 +135,38 @@ def evaluate_faults(
     probe: torch.Tensor,
 ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     """Run every fault; return per-batch verdicts, per-fault facts, and each faulted model's predictions."""
-    logging.getLogger("deepdrift.scores").setLevel(logging.ERROR)  # bit flips: one NaN warning per tap and batch
     clean = extract_features(model, [t.name for t in taps], images)
     clean_pred = clean.logits.argmax(dim=1)
     clean_acc = float((clean_pred == labels).float().mean())
     batch_rows, fault_rows, predictions = [], [], []
-    for fault in tqdm(faults, desc=f"faults {model_key}", disable=None, leave=False):
-        feats = faulted_features(model, fault, images, taps, mean, std, probe)
-        pred = feats.logits.argmax(dim=1)
-        predictions.append(pred.numpy().astype(np.int16))
-        onset = fault.onset
-        expected = expected_mode(fault, taps)
-        fault_rows.append(
-            {
-                "model": model_key,
-                "fault_id": fault.fault_id,
-                "kind": fault.kind,
-                "family": fault.family,
-                "module": fault.module,
-                "strength": fault.strength,
-                "onset_true": -1 if onset is None else onset,
-                "onset_zone": "-" if onset is None else taps[onset].zone,
-                "expected_mode": expected.value,
-                "clean_accuracy": clean_acc,
-                "accuracy": float((pred == labels).float().mean()),
-                "agreement": float((pred == clean_pred).float().mean()),
-                "pre_onset_max_change": pre_onset_change(clean, feats, onset) if onset else 0.0,
-            }
-        )
-        with torch_threads(1):
-            for batch_size, n in zip(batch_sizes, n_batches, strict=True):
-                for row in diagnose_batches(scorer, taps, feats, batch_size, n):
-                    batch_rows.append({"model": model_key, "fault_id": fault.fault_id, **row})
+    with quiet_logger("deepdrift.scores"):  # bit flips: one NaN warning per tap and batch, by design
+        for fault in tqdm(faults, desc=f"faults {model_key}", disable=None, leave=False):
+            feats = faulted_features(model, fault, images, taps, mean, std, probe)
+            pred = feats.logits.argmax(dim=1)
+            predictions.append(pred.numpy().astype(np.int16))
+            onset = fault.onset
+            expected = expected_mode(fault, taps)
+            fault_rows.append(
+                {
+                    "model": model_key,
+                    "fault_id": fault.fault_id,
+                    "kind": fault.kind,
+                    "family": fault.family,
+                    "module": fault.module,
+                    "strength": fault.strength,
+                    "onset_true": -1 if onset is None else onset,
+                    "onset_zone": "-" if onset is None else taps[onset].zone,
+                    "expected_mode": expected.value,
+                    "clean_accuracy": clean_acc,
+                    "accuracy": float((pred == labels).float().mean()),
+                    "agreement": float((pred == clean_pred).float().mean()),
+                    "pre_onset_max_change": pre_onset_change(clean, feats, onset) if onset else 0.0,
+                }
+            )
+            with torch_threads(1):
+                for batch_size, n in zip(batch_sizes, n_batches, strict=True):
+                    for row in diagnose_batches(scorer, taps, feats, batch_size, n):
+                        batch_rows.append({"model": model_key, "fault_id": fault.fault_id, **row})
     faults_df = pd.DataFrame(fault_rows)
     faults_df["accuracy_drop"] = 100.0 * (faults_df["clean_accuracy"] - faults_df["accuracy"])
     return pd.DataFrame(batch_rows), faults_df, np.stack(predictions)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,51 +12,24 @@ import pandas as pd
 import torch
 
 from deepdrift import LayerTaps
-from experiments.atomic import atomic_path
-from experiments.data import MEAN, STD
+from experiments.atomic import atomic_path, write_csv
+from experiments.data import MEAN, STD, DataSpec
 from experiments.figures import save_figure, write_table
+from experiments.localisation.config import FaultStudyConfig
 from experiments.localisation.corruption_modes import corruption_mode_table, corruption_modes
 from experiments.localisation.data import study_images
 from experiments.localisation.evaluate import Fault, evaluate_faults, score_batches
 from experiments.localisation.faults import GREY_ONLY, RGB_ONLY
 from experiments.localisation.features import extract_features, fit_scorer, tap_order
 from experiments.localisation.figures import confusion_figure, detection_figure
-from experiments.localisation.rule_check import rule_variant_table
-from experiments.localisation.sites import find_sites
+from experiments.localisation.sites import FaultSite, find_sites
 from experiments.localisation.summary import accuracy_table, fault_table, mode_confusion
-from experiments.models.zoo import DataSpec, ModelSpec, load_model
+from experiments.models.zoo import ModelSpec, load_model
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class FaultStudyConfig:
-    """The ``faults`` section of the config (see workflow/schemas/faults.schema.yaml)."""
-
-    n_eval: int = 512
-    batch_sizes: tuple[int, ...] = (1, 16)
-    n_batches: tuple[int, ...] = (64, 32)
-    n_depths: int = 5
-    per_segment: str = "first"
-    input: Mapping[str, list[float]] = field(default_factory=dict)
-    internal: Mapping[str, list[float]] = field(default_factory=dict)
-    corruptions: Mapping[str, list[str]] = field(default_factory=dict)
-    corruption_severity: int = 3
-    corruption_images: int = 256
-    min_accuracy_change: float = 2.0
-    seed: int = 0
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> FaultStudyConfig:
-        known = {
-            k: tuple(v) if k in ("batch_sizes", "n_batches") else v
-            for k, v in cfg.items()
-            if k in cls.__dataclass_fields__
-        }
-        return cls(**known)
-
-
-def build_faults(cfg: FaultStudyConfig, sites: list, in_chans: int) -> list[Fault]:
+def build_faults(cfg: FaultStudyConfig, sites: list[FaultSite], in_chans: int) -> list[Fault]:
     """The clean control, every input fault that fits the input's channels, and every internal fault at every site."""
     skip = RGB_ONLY if in_chans == 1 else GREY_ONLY
     faults = [Fault("none", "clean", 0.0)]
@@ -135,8 +107,8 @@ def localisation_benchmark(
     """Run the benchmark on every configured model and write raw verdicts, faulted outputs, tables and figures.
 
     Args:
-        stems: output stems for ``accuracy``, ``modes``, ``faults``, ``corruption_modes``, ``rule_variant`` (tables) and
-            ``confusion``, ``detection`` (figures).
+        stems: output stems for ``accuracy``, ``modes``, ``faults``, ``corruption_modes`` (tables) and ``confusion``,
+            ``detection`` (figures).
     """
     torch.manual_seed(0)
     data = DataSpec.from_config(data_cfg)
@@ -146,8 +118,7 @@ def localisation_benchmark(
         pd.concat([r["batches"] for r in results.values()], ignore_index=True),
         pd.concat([r["faults"] for r in results.values()], ignore_index=True),
     )
-    with atomic_path(out_batches) as tmp:
-        scored.to_csv(tmp, index=False)
+    write_csv(scored, out_batches)
     with atomic_path(out_outputs) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(
             fh,
@@ -168,8 +139,6 @@ def localisation_benchmark(
         caption="Doctor's failure mode (columns) against the expected mode (rows), batches of 16.",
     )
     write_table(fault_table(scored), stems["faults"], caption="Every injected fault at batch 16.")
-    write_table(rule_variant_table(scored), stems["rule_variant"], caption="Doctor mode accuracy at batch 16: current "
-                "rules vs GLOBAL_COLLAPSE only for non-decaying profiles (what-if on the same drift profiles).")
     corr = pd.concat([r["corruptions"] for r in results.values()], ignore_index=True)
     write_table(
         corruption_mode_table(corr),

@@ -25,12 +25,10 @@ class FaultSite:
     Attributes:
         module: module path inside the model.
         onset: index of the ground-truth onset tap (depth order).
-        onset_tap: that tap's module name.
     """
 
     module: str
     onset: int
-    onset_tap: str
 
 
 def is_weighted(module: nn.Module) -> bool:
@@ -109,7 +107,7 @@ def find_sites(
             chosen = candidates
         else:
             raise ValueError(f"per_segment must be 'first', 'first_last' or 'all', got {per_segment!r}")
-        sites += [FaultSite(module=m, onset=onset, onset_tap=taps[onset]) for m in chosen]
+        sites += [FaultSite(module=m, onset=onset) for m in chosen]
     return sites
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +12,15 @@ import pandas as pd
 import torch
 
 from deepdrift import LayerTaps, ObserverConfig
-from experiments.atomic import atomic_path
+from experiments.atomic import write_csv
+from experiments.data import DataSpec
 from experiments.figures import save_figure, write_table
 from experiments.localisation.data import study_images
 from experiments.localisation.features import tap_order, torch_threads
-from experiments.models.zoo import DataSpec, ModelSpec, load_model
+from experiments.models.zoo import ModelSpec, load_model
+from experiments.quiet import quiet_logger
 from experiments.streams.bank import FeatureBank, build_bank
+from experiments.streams.config import StreamStudyConfig
 from experiments.streams.detectors import run_monitor
 from experiments.streams.evaluate import deepdrift_rows, results_frame, river_rows, window_rows
 from experiments.streams.figures import curves_figure, timeline_figure
@@ -30,41 +32,6 @@ from experiments.streams.summary import curves, deepdrift_table, matched
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class StreamStudyConfig:
-    """The ``streams`` section of the config (see workflow/schemas/streams.schema.yaml)."""
-
-    n_clean_pool: int | None = None
-    n_corrupt: int = 512
-    corruptions: tuple[str, ...] = ("gaussian_noise", "defocus_blur", "fog", "contrast")
-    severities: tuple[int, ...] = (1, 2, 3, 4, 5)
-    sudden_severities: tuple[int, ...] = (1, 3, 5)
-    ramp_severity: int = 3
-    batch_size: int = 16
-    repeats: int = 5
-    pre: tuple[int, int] = (20, 60)
-    post: int = 60
-    ramp: int = 30
-    clean_streams: int = 5
-    clean_length: int = 1000
-    theta_high: tuple[float, ...] = (2.5, 3.0, 3.5, 4.0, 5.0, 6.0)
-    adwin_delta: tuple[float, ...] = (1e-8, 1e-5, 1e-3, 0.01, 0.05, 0.2)
-    ph_threshold: tuple[float, ...] = (2.0, 1.0, 0.5, 0.25, 0.1, 0.05)
-    window: int = 2
-    n_reference: int = 256
-    quantiles: tuple[float, ...] = (0.9, 0.99, 0.995, 0.999, 0.9995, 1.0)
-    warmup_batches: int = 50
-    budget: float = 1.0
-    strong: Mapping[str, Any] = field(default_factory=lambda: {"corruption": "gaussian_noise", "severity": 5})
-    slow_ramp: int = 50
-    seed: int = 0
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> StreamStudyConfig:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()
-                      if k in cls.__dataclass_fields__})
-
-
 def make_streams(bank: FeatureBank, cfg: StreamStudyConfig) -> dict[str, list[Stream]]:
     """Clean tuning and test streams (disjoint seeds) and every change stream."""
     pools, b = bank.pools, cfg.batch_size
@@ -74,12 +41,20 @@ def make_streams(bank: FeatureBank, cfg: StreamStudyConfig) -> dict[str, list[St
     change = []
     for name in cfg.corruptions:
         for _ in range(cfg.repeats):
-            change += [change_stream(pools, "sudden", name, [s], cfg.pre, cfg.post, cfg.ramp, b, next(seeds))
-                       for s in cfg.sudden_severities]
-            change.append(change_stream(pools, "share_ramp", name, [cfg.ramp_severity], cfg.pre, cfg.post, cfg.ramp,
-                                        b, next(seeds)))
-            change.append(change_stream(pools, "severity_ramp", name, list(cfg.severities), cfg.pre, cfg.post,
-                                        cfg.ramp, b, next(seeds)))
+            change += [
+                change_stream(pools, "sudden", name, [s], cfg.pre, cfg.post, cfg.ramp, b, next(seeds))
+                for s in cfg.sudden_severities
+            ]
+            change.append(
+                change_stream(
+                    pools, "share_ramp", name, [cfg.ramp_severity], cfg.pre, cfg.post, cfg.ramp, b, next(seeds)
+                )
+            )
+            change.append(
+                change_stream(
+                    pools, "severity_ramp", name, list(cfg.severities), cfg.pre, cfg.post, cfg.ramp, b, next(seeds)
+                )
+            )
     return {"tune": tune, "test": test, "change": change}
 
 
@@ -87,32 +62,68 @@ def issue3_table(monitor, bank: FeatureBank, cfg: StreamStudyConfig, model: str)
     """The monitor's acceptance numbers of issue 3, measured on real data with the default ObserverConfig."""
     pools, b, rows = bank.pools, cfg.batch_size, []
     trace = run_monitor(monitor, bank, clean_stream(pools, 1000, b, seed=10_000_000 + cfg.seed))
-    rows.append({"model": model, "check": "1000 clean batches: ALERT events over all layers", "target": "<= 1",
-                 "value": trace.layer_alerts})
-    rows.append({"model": model, "check": "1000 clean batches: WARNING events over all layers", "target": "<= 5",
-                 "value": trace.layer_warnings})
-    name, severity = cfg.strong["corruption"], int(cfg.strong["severity"])
-    strong = [change_stream(pools, "sudden", name, [severity], cfg.pre, cfg.post, cfg.ramp, b, 10_000_100 + r)
-              for r in range(cfg.repeats)]
+    rows.append(
+        {
+            "model": model,
+            "check": "1000 clean batches: ALERT events over all layers",
+            "target": "<= 1",
+            "value": trace.layer_alerts,
+        }
+    )
+    rows.append(
+        {
+            "model": model,
+            "check": "1000 clean batches: WARNING events over all layers",
+            "target": "<= 5",
+            "value": trace.layer_warnings,
+        }
+    )
+    name, severity = cfg.strong.corruption, cfg.strong.severity
+    strong = [
+        change_stream(pools, "sudden", name, [severity], cfg.pre, cfg.post, cfg.ramp, b, 10_000_100 + r)
+        for r in range(cfg.repeats)
+    ]
     delays = [detection_delay(run_monitor(monitor, bank, s).alert, s.change) for s in strong]
-    rows.append({"model": model, "check": f"{name} s{severity} (sudden): batches to first ALERT, worst of "
-                 f"{cfg.repeats}", "target": "<= 3", "value": float(np.max(np.nan_to_num(delays, nan=np.inf)))})
+    rows.append(
+        {
+            "model": model,
+            "check": f"{name} s{severity} (sudden): batches to first ALERT, worst of {cfg.repeats}",
+            "target": "<= 3",
+            "value": float(np.max(np.nan_to_num(delays, nan=np.inf))),
+        }
+    )
     warned = []
     for r in range(cfg.repeats):
-        stream = change_stream(pools, "share_ramp", cfg.corruptions[0], [cfg.ramp_severity], cfg.pre, cfg.post,
-                               cfg.slow_ramp, b, 10_000_200 + r)
+        stream = change_stream(
+            pools,
+            "share_ramp",
+            cfg.corruptions[0],
+            [cfg.ramp_severity],
+            cfg.pre,
+            cfg.post,
+            cfg.slow_ramp,
+            b,
+            10_000_200 + r,
+        )
         t = run_monitor(monitor, bank, stream)
-        first_warn = np.flatnonzero(t.warning[stream.change:])
-        first_alert = np.flatnonzero(t.alert[stream.change:])
+        first_warn = np.flatnonzero(t.warning[stream.change :])
+        first_alert = np.flatnonzero(t.alert[stream.change :])
         warned.append(bool(first_warn.size and (not first_alert.size or first_warn[0] < first_alert[0])))
-    rows.append({"model": model, "check": f"slow ramp ({cfg.corruptions[0]} s{cfg.ramp_severity}, share 0->100% "
-                 f"over {cfg.slow_ramp} batches): WARNING before ALERT", "target": "yes",
-                 "value": f"{sum(warned)}/{len(warned)}"})
+    rows.append(
+        {
+            "model": model,
+            "check": f"slow ramp ({cfg.corruptions[0]} s{cfg.ramp_severity}, share 0->100% "
+            f"over {cfg.slow_ramp} batches): WARNING before ALERT",
+            "target": "yes",
+            "value": f"{sum(warned)}/{len(warned)}",
+        }
+    )
     return pd.DataFrame(rows)
 
 
-def run_model(key: str, model_cfg: Mapping[str, Any], weights: str, data: DataSpec, cfg: StreamStudyConfig,
-              cache_dir: str | None) -> dict[str, Any]:
+def run_model(
+    key: str, model_cfg: Mapping[str, Any], weights: str, data: DataSpec, cfg: StreamStudyConfig, cache_dir: str | None
+) -> dict[str, Any]:
     """Feature bank, streams, every detector at every setting, and the issue-3 checks for one model."""
     spec = ModelSpec.from_config(key, model_cfg)
     model = load_model(spec, data, weights)
@@ -121,26 +132,39 @@ def run_model(key: str, model_cfg: Mapping[str, Any], weights: str, data: DataSp
     taps = LayerTaps(model, layers=names).taps
     bank = build_bank(model, taps, images, cfg.corruptions, cfg.severities, cfg.n_corrupt, cfg.seed, cache_dir)
     streams = make_streams(bank, cfg)
-    logger.info("%s: %d clean + %d change streams", key, sum(len(v) for k, v in streams.items() if k != "change"),
-                len(streams["change"]))
-    logging.getLogger("deepdrift.monitor").setLevel(logging.ERROR)  # thousands of alerts by design: keep logs short
-    with torch_threads(1):
+    logger.info(
+        "%s: %d clean + %d change streams",
+        key,
+        sum(len(v) for k, v in streams.items() if k != "change"),
+        len(streams["change"]),
+    )
+    with torch_threads(1), quiet_logger("deepdrift.monitor"):  # thousands of alerts by design: keep logs short
         monitor = replay_monitor(bank.widths, bank.labels, bank.calib_packed, ObserverConfig())
         rows = deepdrift_rows(monitor, bank, streams, cfg.theta_high)
-        rows += river_rows(bank, streams, cfg.adwin_delta, cfg.ph_threshold, cfg.batch_size, cfg.warmup_batches,
-                           cfg.seed)
+        rows += river_rows(
+            bank, streams, cfg.adwin_delta, cfg.ph_threshold, cfg.batch_size, cfg.warmup_batches, cfg.seed
+        )
         rows += window_rows(bank, streams, cfg.window, cfg.n_reference, cfg.quantiles, cfg.seed)
         issue3 = issue3_table(monitor, bank, cfg, key)
         example = next(s for s in streams["change"] if s.kind == "share_ramp")
         run_monitor(monitor, bank, example)
     title = f"{key}: {example.corruption} s{example.severity}, share ramp over {cfg.ramp} batches"
-    return {"runs": results_frame(rows, key), "issue3": issue3,
-            "timeline": timeline_figure(monitor, example.change, title)}
+    return {
+        "runs": results_frame(rows, key),
+        "issue3": issue3,
+        "timeline": timeline_figure(monitor, example.change, title),
+    }
 
 
-def stream_benchmark(model_cfgs: Mapping[str, Mapping[str, Any]], weights: Mapping[str, str],
-                     data_cfg: Mapping[str, Any], study_cfg: Mapping[str, Any], out_runs: str | Path,
-                     stems: Mapping[str, str | Path], cache_dir: str | None = None) -> pd.DataFrame:
+def stream_benchmark(
+    model_cfgs: Mapping[str, Mapping[str, Any]],
+    weights: Mapping[str, str],
+    data_cfg: Mapping[str, Any],
+    study_cfg: Mapping[str, Any],
+    out_runs: str | Path,
+    stems: Mapping[str, str | Path],
+    cache_dir: str | None = None,
+) -> pd.DataFrame:
     """Run the streaming benchmark on every configured model; write raw runs, tables and figures.
 
     Args:
@@ -150,23 +174,33 @@ def stream_benchmark(model_cfgs: Mapping[str, Mapping[str, Any]], weights: Mappi
     torch.manual_seed(0)
     data = DataSpec.from_config(data_cfg)
     cfg = StreamStudyConfig.from_config(study_cfg)
-    if cfg.strong["corruption"] not in cfg.corruptions or int(cfg.strong["severity"]) not in cfg.severities:
-        raise ValueError("streams.strong must name one of streams.corruptions and one of streams.severities")
     results = {key: run_model(key, model_cfgs[key], path, data, cfg, cache_dir) for key, path in weights.items()}
     runs = pd.concat([r["runs"] for r in results.values()], ignore_index=True)
-    with atomic_path(out_runs) as tmp:
-        runs.to_csv(tmp, index=False)
+    write_csv(runs, out_runs)
     curve = curves(runs, cfg.post)
-    write_table(_readable(curve), stems["curves"],
-                caption="Every detector setting: false alarms per 1000 clean batches (tuning / test streams) "
-                "and detection delay per stream kind (misses censored at the stream end).")
-    write_table(_readable(matched(runs, curve, cfg.budget)), stems["matched"],
-                caption=f"Each detector at the most sensitive setting with at most {cfg.budget:g} false alarms "
-                "per 1000 clean tuning batches.")
-    write_table(deepdrift_table(runs, 3.0), stems["deepdrift"], caption="Default DeepDrift monitor (theta_high 3): "
-                "delay to the first model-level ALERT and lead of WARNING over ALERT.")
-    write_table(pd.concat([r["issue3"] for r in results.values()], ignore_index=True), stems["issue3"],
-                caption="Issue-3 acceptance numbers on real data (default ObserverConfig, batch 16).")
+    write_table(
+        _readable(curve),
+        stems["curves"],
+        caption="Every detector setting: false alarms per 1000 clean batches (tuning / test streams) "
+        "and detection delay per stream kind (misses censored at the stream end).",
+    )
+    write_table(
+        _readable(matched(runs, curve, cfg.budget)),
+        stems["matched"],
+        caption=f"Each detector at the most sensitive setting with at most {cfg.budget:g} false alarms "
+        "per 1000 clean tuning batches.",
+    )
+    write_table(
+        deepdrift_table(runs, 3.0),
+        stems["deepdrift"],
+        caption="Default DeepDrift monitor (theta_high 3): "
+        "delay to the first model-level ALERT and lead of WARNING over ALERT.",
+    )
+    write_table(
+        pd.concat([r["issue3"] for r in results.values()], ignore_index=True),
+        stems["issue3"],
+        caption="Issue-3 acceptance numbers on real data (default ObserverConfig, batch 16).",
+    )
     first = next(iter(results))
     save_figure(results[first]["timeline"], stems["timeline"])
     for key, r in results.items():

@@ -19,8 +19,14 @@ from experiments.localisation.features import extract_features, tap_order
 from experiments.localisation.sites import FaultSite, completion_order, find_sites, onset_of, pre_onset_change
 from experiments.models import CifarResNet, small_cnn
 
-STRENGTH = {"weight_noise": 1.0, "dead_channels": 0.5, "stuck_channels": 0.25, "sign_flip": 0.5, "scale": 3.0,
-            "bit_flip": 20}
+STRENGTH = {
+    "weight_noise": 1.0,
+    "dead_channels": 0.5,
+    "stuck_channels": 0.25,
+    "sign_flip": 0.5,
+    "scale": 3.0,
+    "bit_flip": 20,
+}
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +63,7 @@ def test_ground_truth_onset_inside_tapped_blocks() -> None:
 
 def test_sites_cover_every_requested_depth(cnn: nn.Module, images: torch.Tensor) -> None:
     sites = find_sites(cnn, ["2", "5", "8"], images[:4], n_depths=3)
-    assert sites == [FaultSite("0", 0, "2"), FaultSite("3", 1, "5"), FaultSite("6", 2, "8")]
+    assert sites == [FaultSite("0", 0), FaultSite("3", 1), FaultSite("6", 2)]
     assert [s.onset for s in find_sites(cnn, ["2", "5", "8"], images[:4], n_depths=2)] == [0, 2]
 
 
@@ -106,8 +112,16 @@ def test_dead_channels_are_zero_and_stuck_channels_constant(cnn: nn.Module, imag
 def test_input_faults_are_deterministic_and_keep_the_pixel_range() -> None:
     mean, std = 0.286, 0.353
     images = (torch.rand(8, 1, 32, 32, generator=torch.Generator().manual_seed(2)) - mean) / std
-    for family, strength in [("pixel_noise", 0.2), ("dead_pixels", 0.1), ("stuck_pixels", 0.05), ("gain", 0.5),
-                             ("offset", 0.3), ("blur", 1.0), ("region_zero", 0.2), ("region_invert", 0.2)]:
+    for family, strength in [
+        ("pixel_noise", 0.2),
+        ("dead_pixels", 0.1),
+        ("stuck_pixels", 0.05),
+        ("gain", 0.5),
+        ("offset", 0.3),
+        ("blur", 1.0),
+        ("region_zero", 0.2),
+        ("region_invert", 0.2),
+    ]:
         fault = input_fault(family, strength, mean, std, seed=fault_seed(family))
         a, b = fault(images), fault(images)
         assert torch.equal(a, b), family
@@ -127,5 +141,5 @@ def test_expected_modes_follow_the_onset_zone(cnn: nn.Module, images: torch.Tens
     assert expected_mode(Fault("none", "clean", 0.0), taps) is FailureMode.STABLE
     zones = {0: FailureMode.SENSOR_FAILURE, 1: FailureMode.SPURIOUS_CORRELATION, 2: FailureMode.GEOMETRIC_COLLAPSE}
     for onset, mode in zones.items():
-        site = FaultSite(str(3 * onset), onset, taps[onset].name)
+        site = FaultSite(str(3 * onset), onset)
         assert expected_mode(Fault("internal", "scale", 2.0, site), taps) is mode

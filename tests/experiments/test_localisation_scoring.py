@@ -14,21 +14,46 @@ from experiments.localisation.summary import accuracy_table
 
 
 def _frames() -> tuple[pd.DataFrame, pd.DataFrame]:
-    faults = pd.DataFrame([
-        {"model": "m", "fault_id": "a", "kind": "internal", "onset_true": 1, "expected_mode": "SPURIOUS_CORRELATION",
-         "pre_onset_max_change": 0.0, "accuracy_drop": 5.0},
-        {"model": "m", "fault_id": "b", "kind": "input", "onset_true": 0, "expected_mode": "SENSOR_FAILURE",
-         "pre_onset_max_change": 0.0, "accuracy_drop": 0.5},
-        {"model": "m", "fault_id": "c", "kind": "none", "onset_true": -1, "expected_mode": "STABLE",
-         "pre_onset_max_change": 0.0, "accuracy_drop": 0.0},
-    ])
-    batches = pd.DataFrame([
-        {"model": "m", "fault_id": "a", "batch_size": 16, "mode": "SPURIOUS_CORRELATION", "onset_pred": 1},
-        {"model": "m", "fault_id": "a", "batch_size": 16, "mode": "GEOMETRIC_COLLAPSE", "onset_pred": 2},
-        {"model": "m", "fault_id": "b", "batch_size": 16, "mode": "STABLE", "onset_pred": -1},
-        {"model": "m", "fault_id": "b", "batch_size": 16, "mode": "SENSOR_FAILURE", "onset_pred": 0},
-        {"model": "m", "fault_id": "c", "batch_size": 16, "mode": "STABLE", "onset_pred": -1},
-    ])
+    faults = pd.DataFrame(
+        [
+            {
+                "model": "m",
+                "fault_id": "a",
+                "kind": "internal",
+                "onset_true": 1,
+                "expected_mode": "SPURIOUS_CORRELATION",
+                "pre_onset_max_change": 0.0,
+                "accuracy_drop": 5.0,
+            },
+            {
+                "model": "m",
+                "fault_id": "b",
+                "kind": "input",
+                "onset_true": 0,
+                "expected_mode": "SENSOR_FAILURE",
+                "pre_onset_max_change": 0.0,
+                "accuracy_drop": 0.5,
+            },
+            {
+                "model": "m",
+                "fault_id": "c",
+                "kind": "none",
+                "onset_true": -1,
+                "expected_mode": "STABLE",
+                "pre_onset_max_change": 0.0,
+                "accuracy_drop": 0.0,
+            },
+        ]
+    )
+    batches = pd.DataFrame(
+        [
+            {"model": "m", "fault_id": "a", "batch_size": 16, "mode": "SPURIOUS_CORRELATION", "onset_pred": 1},
+            {"model": "m", "fault_id": "a", "batch_size": 16, "mode": "GEOMETRIC_COLLAPSE", "onset_pred": 2},
+            {"model": "m", "fault_id": "b", "batch_size": 16, "mode": "STABLE", "onset_pred": -1},
+            {"model": "m", "fault_id": "b", "batch_size": 16, "mode": "SENSOR_FAILURE", "onset_pred": 0},
+            {"model": "m", "fault_id": "c", "batch_size": 16, "mode": "STABLE", "onset_pred": -1},
+        ]
+    )
     return batches, faults
 
 
@@ -62,8 +87,11 @@ def test_diagnose_batches_finds_a_shift_placed_at_one_tap() -> None:
 
 
 def test_fault_ids_are_unique_and_readable() -> None:
-    site = FaultSite("layer2.0.conv1", 2, "layer2")
-    ids = {Fault("internal", "scale", 2.0, site).fault_id, Fault("internal", "scale", 4.0, site).fault_id,
-           Fault("input", "blur", 1.0).fault_id}
+    site = FaultSite("layer2.0.conv1", 2)
+    ids = {
+        Fault("internal", "scale", 2.0, site).fault_id,
+        Fault("internal", "scale", 4.0, site).fault_id,
+        Fault("input", "blur", 1.0).fault_id,
+    }
     assert "internal:scale@layer2.0.conv1:2" in ids and len(ids) == 3
     assert Fault("input", "blur", 1.0).onset == 0 and Fault("none", "clean", 0).onset is None

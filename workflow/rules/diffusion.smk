@@ -15,7 +15,7 @@ rule diffusion_train:
         results("benchmarks", "diffusion_train_{run}.tsv")
     log:
         results("logs", "diffusion_train_{run}.log"),
-    threads: _DIFF.get("threads", 1)
+    threads: _DIFF["threads"]
     wildcard_constraints:
         run=r"N\d+_s\d+",
     script:
@@ -35,7 +35,7 @@ rule diffusion_evaluate:
         results("benchmarks", "diffusion_evaluate_{run}.tsv")
     log:
         results("logs", "diffusion_evaluate_{run}.log"),
-    threads: _DIFF.get("threads", 1)
+    threads: _DIFF["threads"]
     wildcard_constraints:
         run=r"N\d+_s\d+",
     script:

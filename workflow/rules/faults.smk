@@ -13,7 +13,6 @@ rule fault_localisation:
         modes=table_outputs("faults_modes"),
         faults=table_outputs("faults_list"),
         corruption_modes=table_outputs("faults_corruption_modes"),
-        rule_variant=table_outputs("faults_rule_variant"),
         confusion=figure_outputs("faults_confusion"),
         detection=figure_outputs("faults_detection"),
     params:

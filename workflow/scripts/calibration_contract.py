@@ -12,7 +12,7 @@ calibration_check(
     model_cfgs=cfg["models"],
     weights=weights_by_model(snakemake, models),  # noqa: F821
     data_cfg=cfg["data"],
-    check_cfg=cfg["calibration"]["contract"],
+    study_cfg=cfg["calibration"],
     out_drift=out.drift,
     figure_stem=stem(out.figure),
     table_stem=stem(out.table),

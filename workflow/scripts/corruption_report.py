@@ -1,10 +1,11 @@
 """Thin adapter: AUROC/TPR, the three figures and the tables of the corruption benchmark."""
 
-from pathlib import Path
-
-from _common import setup
+from _common import setup, stem
 
 from experiments.corruption import corruption_report
+
+CSVS = ("detection", "layers", "profile")
+STEMS = ("mri", "severity", "detection_figure", "clean_accuracy", "auroc", "tpr", "layer_auroc", "drift_accuracy")
 
 setup(snakemake)  # noqa: F821
 inp, out = snakemake.input, snakemake.output  # noqa: F821
@@ -15,12 +16,6 @@ def per_model(paths):
     return dict(zip(models, paths, strict=True))
 
 
-def stem(paths):
-    return Path(paths[0]).with_suffix("")
-
-
-outputs = {key: out[key] for key in ("detection", "layers", "profile")}
-outputs |= {key: stem(out[key]) for key in ("mri", "severity", "detection_figure", "clean_accuracy", "auroc", "tpr",
-                                            "layer_auroc", "drift_accuracy")}
-corruption_report(per_model(inp.scores), per_model(inp.accuracy), per_model(inp.taps), per_model(inp.metrics),
-                  snakemake.config["corruption"], outputs)  # noqa: F821
+outputs = {key: out[key] for key in CSVS} | {key: stem(out[key]) for key in STEMS}
+scores, accuracy, taps, metrics = (per_model(paths) for paths in (inp.scores, inp.accuracy, inp.taps, inp.metrics))
+corruption_report(scores, accuracy, taps, metrics, snakemake.config["corruption"], outputs)  # noqa: F821

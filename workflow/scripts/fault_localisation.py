@@ -8,8 +8,6 @@ setup(snakemake)  # noqa: F821
 cfg = snakemake.config  # noqa: F821
 out = snakemake.output  # noqa: F821
 models = cfg["faults"]["models"]
-
-
 localisation_benchmark(
     model_cfgs=cfg["models"],
     weights=weights_by_model(snakemake, models),  # noqa: F821
@@ -17,7 +15,8 @@ localisation_benchmark(
     study_cfg=cfg["faults"],
     out_batches=out.batches,
     out_outputs=out.outputs,
-    stems={name: stem(out[name]) for name in ("accuracy", "modes", "faults", "corruption_modes", "rule_variant",
-                                              "confusion", "detection")},
+    stems={
+        name: stem(out[name]) for name in ("accuracy", "modes", "faults", "corruption_modes", "confusion", "detection")
+    },
     cache_dir=snakemake.params.cache_dir,  # noqa: F821
 )

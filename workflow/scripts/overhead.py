@@ -11,6 +11,6 @@ overhead_check(
     model_cfgs=cfg["models"],
     weights=weights_by_model(snakemake, models),  # noqa: F821
     data_cfg=cfg["data"],
-    overhead_cfg=cfg["calibration"]["overhead"],
+    study_cfg=cfg["calibration"],
     table_stem=stem(snakemake.output.table),  # noqa: F821
 )

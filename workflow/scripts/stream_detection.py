@@ -14,7 +14,6 @@ stream_benchmark(
     data_cfg=cfg["data"],
     study_cfg=cfg["streams"],
     out_runs=out.runs,
-    stems={name: stem(out[name]) for name in ("curves", "matched", "deepdrift", "issue3",
-                                                                 "timeline", "curves_figure")},
+    stems={name: stem(out[name]) for name in ("curves", "matched", "deepdrift", "issue3", "timeline", "curves_figure")},
     cache_dir=snakemake.params.cache_dir,  # noqa: F821
 )
