@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from .calibration import Calibration, CalibrationAccumulator, CalibrationConfig
 from .errors import CalibrationMismatchError
+from .fingerprint import fingerprint_model
 from .inputs import batch_size_of, primary_input
 from .modes import evaluation_mode
 from .pooling import PoolingConfig
@@ -67,8 +68,13 @@ def calibrate_contexts(
     context: ContextSpec,
     config: CalibrationConfig,
     metadata: Callable[[], dict[str, Any]],
+    weights_digest: bool = False,
 ) -> dict[Hashable, Calibration]:
-    """One pass over ``loader`` (at most ``max_batches``) into one accumulator per context, then freeze them."""
+    """One pass over ``loader`` (at most ``max_batches``) into one accumulator per context, then freeze them.
+
+    Each calibration records the model's fingerprint (class, taps, tapped parameter shapes, input shape and, with
+    ``weights_digest``, a hash of the tapped weights), so it cannot silently load into another model.
+    """
     accumulators: dict[Hashable, CalibrationAccumulator] = {}
     input_shapes: dict[Hashable, tuple[int, ...]] = {}
     total = _length(loader)
@@ -92,6 +98,7 @@ def calibrate_contexts(
         meta = metadata()
         meta["input_shape"] = list(input_shapes[key]) if key in input_shapes else None
         meta["context"] = None if key is None else repr(key)
+        meta["fingerprint"] = fingerprint_model(model, taps.names, input_shapes.get(key), weights_digest).to_json()
         result[key] = accumulator.finalize(order=taps.names, metadata=meta)
         logger.info("calibrated %d taps on %d samples (context %r)", len(taps.taps), accumulator.n_seen, key)
     return result

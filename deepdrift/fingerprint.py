@@ -29,7 +29,7 @@ from .calibration_checks import REMEDY, describe, is_int
 from .errors import CalibrationMismatchError, CorruptCalibrationError, LayerNotFoundError
 
 FINGERPRINT_VERSION = 1
-_KEYS = frozenset({"version", "model_class", "taps", "shapes", "input_shape", "weights_digest"})
+_KEYS = frozenset({"version", "model_class", "taps", "shapes", "input_shape", "weights_digest", "n_parameters"})
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _LISTED = 6  # groups of differences (a field or a tap) spelled out in one error message
 
@@ -46,7 +46,9 @@ class ModelFingerprint:
         shapes: ``{tap: {parameter or buffer name inside the tap: shape}}``; ``None`` for a not yet initialised
             (lazy) parameter.
         input_shape: shape of one input sample, without the batch dimension.
-        weights_digest: ``"sha256:<hex>"`` over the names, dtypes, shapes and bytes of the tapped modules' state.
+        weights_digest: ``"sha256:<hex>"`` over the names, dtypes, shapes and bytes of the model's whole state
+            (taps are often parameter-free activations, so their own state would say nothing).
+        n_parameters: number of parameter elements of the whole model (same architecture, same count).
     """
 
     model_class: str | None = None
@@ -54,6 +56,7 @@ class ModelFingerprint:
     shapes: Mapping[str, Mapping[str, Shape | None]] | None = None
     input_shape: Shape | None = None
     weights_digest: str | None = None
+    n_parameters: int | None = None
 
     def with_input_shape(self, input_shape: Sequence[int] | None) -> ModelFingerprint:
         """The same fingerprint with the input shape seen later (the first scored batch, say)."""
@@ -76,6 +79,7 @@ class ModelFingerprint:
             "shapes": shapes,
             "input_shape": None if self.input_shape is None else list(self.input_shape),
             "weights_digest": self.weights_digest,
+            "n_parameters": self.n_parameters,
         }
 
     @classmethod
@@ -106,7 +110,11 @@ class ModelFingerprint:
         digest = data.get("weights_digest")
         if digest is not None and not (isinstance(digest, str) and _DIGEST.fullmatch(digest)):
             raise fail(f"weights_digest must be 'sha256:' and 64 hex digits, got {describe(digest)}")
+        n_parameters = data.get("n_parameters")
+        if n_parameters is not None and not (is_int(n_parameters) and n_parameters >= 0):
+            raise fail(f"n_parameters must be an integer >= 0, got {describe(n_parameters)}")
         return cls(
+            n_parameters=n_parameters,
             model_class=model_class,
             taps=None if taps is None else tuple(taps),
             shapes=_parse_shapes(data.get("shapes"), fail),
@@ -143,8 +151,8 @@ def fingerprint_model(
         model: the monitored model (a ``torch.compile`` wrapper is looked through).
         tap_names: module names of the taps.
         input_shape: one sample's input shape without the batch dimension (see ``sample_shape``), if known.
-        weights_digest: also hash the tapped modules' parameters and buffers (reads every weight once: seconds on
-            a large model, so off by default; compare digests to catch a retrained model of the same shape).
+        weights_digest: also hash the model's parameters and buffers (reads every weight once: seconds on a large
+            model, so off by default; compare digests to catch a retrained model of the same shape).
     """
     inner = _unwrap(model)
     modules = {}
@@ -159,7 +167,8 @@ def fingerprint_model(
         taps=tuple(tap_names),
         shapes=shapes,
         input_shape=None if input_shape is None else tuple(int(s) for s in input_shape),
-        weights_digest=_digest(modules) if weights_digest else None,
+        weights_digest=_digest(inner) if weights_digest else None,
+        n_parameters=_parameter_count(inner),
     )
 
 
@@ -175,20 +184,27 @@ def _state_shapes(module: nn.Module) -> dict[str, Shape | None]:
     }
 
 
-def _digest(modules: Mapping[str, nn.Module]) -> str:
+def _parameter_count(model: nn.Module) -> int | None:
+    """Parameter elements of the model; unknown (None) while a lazy module has not been initialised."""
+    params = list(model.parameters())
+    if any(isinstance(p, nn.parameter.UninitializedTensorMixin) for p in params):
+        return None
+    return sum(p.numel() for p in params)
+
+
+def _digest(model: nn.Module) -> str:
     digest = hashlib.sha256()
-    for tap, module in modules.items():
-        for name, tensor in module.state_dict().items():
-            if not isinstance(tensor, torch.Tensor):  # extra state
-                continue
-            if tensor.is_meta or isinstance(tensor, nn.parameter.UninitializedTensorMixin):
-                raise ValueError(
-                    f"cannot digest {tap}.{name}: it holds no data yet (meta device or lazy module); "
-                    "run the model once or load its weights first"
-                )
-            digest.update(f"{tap}.{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
-            data = tensor.detach().to("cpu").contiguous().reshape(-1)
-            digest.update(data.view(torch.uint8).numpy())
+    for name, tensor in model.state_dict().items():
+        if not isinstance(tensor, torch.Tensor):  # extra state
+            continue
+        if tensor.is_meta or isinstance(tensor, nn.parameter.UninitializedTensorMixin):
+            raise ValueError(
+                f"cannot digest {name}: it holds no data yet (meta device or lazy module); "
+                "run the model once or load its weights first"
+            )
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        data = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(data.view(torch.uint8).numpy())
     return "sha256:" + digest.hexdigest()
 
 
@@ -228,11 +244,13 @@ def _differences(saved: ModelFingerprint, current: ModelFingerprint) -> list[tup
                 diffs.extend((tap, text) for text in _tap_differences(tap, params, current.shapes[tap]))
     if saved.input_shape is not None and current.input_shape is not None and saved.input_shape != current.input_shape:
         diffs.append(("input", f"input shape per sample: {saved.input_shape} in the file, {current.input_shape} here"))
+    if None not in (saved.n_parameters, current.n_parameters) and saved.n_parameters != current.n_parameters:
+        diffs.append(("size", f"parameters: {saved.n_parameters:,} in the file, {current.n_parameters:,} here"))
     if saved.weights_digest and current.weights_digest and saved.weights_digest != current.weights_digest:
         diffs.append(
             (
                 "weights",
-                f"weights of the tapped layers: digest {saved.weights_digest[7:19]}... in the "
+                f"weights: digest {saved.weights_digest[7:19]}... in the "
                 f"file, {current.weights_digest[7:19]}... here (retrained or fine-tuned)",
             )
         )

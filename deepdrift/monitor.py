@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ from torch import nn
 from .calibration import Calibration, CalibrationConfig
 from .calibrator import ContextSpec, calibrate_contexts, calibration_metadata, check_pooling, context_of
 from .corrections import Correction, adjust_pvalues, check_correction
-from .errors import NotCalibratedError
+from .errors import DeepDriftWarning, NotCalibratedError
+from .fingerprint import check_fingerprint, fingerprint_differences, fingerprint_model
 from .history import DEFAULT_MAX_STEPS, DriftHistory
 from .inputs import ForwardFn, call_model, primary_input
 from .layer_selection import LayerRequest
@@ -170,6 +172,7 @@ class DeepDriftMonitor:
         progress: bool | None = None,
         *,
         context: ContextSpec = None,
+        weights_digest: bool = False,
     ) -> DeepDriftMonitor:
         """Learn per-layer reference statistics from clean data.
 
@@ -180,6 +183,8 @@ class DeepDriftMonitor:
             context: calibrate the reference of one context (e.g. a diffusion timestep bucket or a class group),
                 or a function ``batch -> context`` that splits one loader into several contexts. Scoring then
                 passes the same ``context=``. Other contexts keep their calibration; this one is replaced.
+            weights_digest: also record a hash of the tapped layers' weights, so loading the file into a
+                retrained model of the same architecture is refused too (reads every tapped weight once).
         """
         if max_batches is not None:
             require_int("max_batches", max_batches, minimum=1)
@@ -189,6 +194,7 @@ class DeepDriftMonitor:
                 self._taps, lambda batch: call_model(self.model, batch, self.forward_fn), self.model, loader,
                 max_batches, progress, context, self.scorer.calibration_config,
                 metadata=lambda: calibration_metadata(self.model, self.arch_name, self._taps),
+                weights_digest=weights_digest,
             )
             for key, calibration in calibrations.items():
                 self._scorer_for(key, create=True).set_calibration(calibration)
@@ -200,12 +206,27 @@ class DeepDriftMonitor:
         """Save one context's reference statistics as one safetensors file with JSON metadata (never pickle)."""
         return self._calibration_of(context).save(path)
 
-    def load_calibration(self, path: str | Path, *, context: Hashable = None) -> DeepDriftMonitor:
-        """Load reference statistics saved by ``save_calibration`` (into ``context``); the taps and pooling must
-        match this monitor."""
+    def load_calibration(
+        self, path: str | Path, *, context: Hashable = None, allow_transfer: bool = False
+    ) -> DeepDriftMonitor:
+        """Load reference statistics saved by ``save_calibration`` (into ``context``).
+
+        The taps and pooling must match this monitor, and the model must match the fingerprint recorded in the
+        file (class, tapped parameter shapes, weights digest if recorded); otherwise ``CalibrationMismatchError``
+        names what differs. ``allow_transfer=True`` applies a calibration made on another model deliberately
+        (with a ``DeepDriftWarning`` listing the differences).
+        """
         calibration = Calibration.load(path)
         calibration.check_compatible(self.layer_names)
         check_pooling(calibration, self.pooling, path)
+        saved = calibration.fingerprint
+        if saved is not None:
+            current = fingerprint_model(self.model, self.layer_names, weights_digest=saved.weights_digest is not None)
+            if not allow_transfer:
+                check_fingerprint(saved, current, str(path))
+            elif differences := fingerprint_differences(saved, current):
+                warnings.warn(f"{path} was calibrated on a different model ({'; '.join(differences[:5])}); applied "
+                              "anyway because allow_transfer=True", DeepDriftWarning, stacklevel=2)
         with self._lock:
             self._taps.set_order(calibration.names)
             self._scorer_for(context, create=True).set_calibration(calibration)
@@ -223,7 +244,7 @@ class DeepDriftMonitor:
             assert calibration is not None
             x = primary_input(batch)
             if x is not None and x.ndim >= 1:
-                self._checks.input_shape(calibration.metadata.get("input_shape"), tuple(x.shape[1:]))
+                self._checks.input_shape(_calibrated_input_shape(calibration), tuple(x.shape[1:]))
                 self._checks.batch_size(calibration, int(x.shape[0]), key)
             if self.model.training:  # monitoring must not update batch-norm buffers or sample dropout
                 self._checks.training_mode()
@@ -353,6 +374,13 @@ class DeepDriftMonitor:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("this monitor was closed; create a new DeepDriftMonitor")
+
+
+def _calibrated_input_shape(calibration: Calibration) -> tuple[int, ...] | None:
+    shape = calibration.metadata.get("input_shape")
+    if shape is None and calibration.fingerprint is not None:
+        shape = calibration.fingerprint.input_shape
+    return None if shape is None else tuple(shape)
 
 
 def _callbacks(on_alert: AlertCallback | Sequence[AlertCallback] | None) -> tuple[AlertCallback, ...]:

@@ -244,3 +244,38 @@ def test_log_level_switch_restores_the_previous_level(calibrated, caplog):
         for _ in range(3):
             calibrated.step(x)
     assert "ALERT" not in caplog.text and logging.getLogger("deepdrift").level == before
+
+
+# ---------------------------------------------------------------------------------------- calibration identity
+def test_a_calibration_of_another_model_is_refused_unless_transfer_is_asked_for(tmp_path):
+    import torchvision
+
+    from deepdrift import CalibrationMismatchError
+
+    data = clean_batches(36, batch_size=16, size=32, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeepDriftWarning)
+        r18 = DeepDriftMonitor(torchvision.models.resnet18(weights=None).eval(), n_null_draws=500).calibrate(data)
+    path = r18.save_calibration(tmp_path / "r18.safetensors")
+    r34 = DeepDriftMonitor(torchvision.models.resnet34(weights=None).eval(), n_null_draws=500)
+    assert r34.layer_names == r18.layer_names  # same tap names: only the fingerprint tells them apart
+    with pytest.raises(CalibrationMismatchError, match=r"different model.*layer1.*allow_transfer=True"):
+        r34.load_calibration(path)
+    with pytest.warns(DeepDriftWarning, match="different model"):
+        r34.load_calibration(path, allow_transfer=True)
+    assert r34.is_calibrated
+
+
+def test_a_retrained_model_is_refused_when_the_weights_digest_was_recorded(small_cnn, calib_batches, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeepDriftWarning)
+        monitor = DeepDriftMonitor(small_cnn, n_null_draws=500).calibrate(calib_batches, weights_digest=True)
+    path = monitor.save_calibration(tmp_path / "cnn.safetensors")
+    DeepDriftMonitor(small_cnn, n_null_draws=500).load_calibration(path)  # the same weights load
+    retrained = make_small_cnn()
+    with torch.no_grad():
+        retrained[0].weight.add_(0.01)
+    from deepdrift import CalibrationMismatchError
+
+    with pytest.raises(CalibrationMismatchError, match="digest"):
+        DeepDriftMonitor(retrained, n_null_draws=500).load_calibration(path)
