@@ -1,4 +1,5 @@
-"""The calibration check's settings (``config["calibration"]``): the sigma contract and the overhead timing."""
+"""The calibration check's settings (``config["calibration"]``): the sigma contract, the overhead timing and the
+memory soak."""
 
 from __future__ import annotations
 
@@ -58,12 +59,26 @@ class OverheadConfig:
 
 
 @dataclass(frozen=True)
+class SoakSettings:
+    """A long stream of ``monitor.step`` calls with the resident memory sampled (``calibration_check.soak``).
+
+    Attributes:
+        steps: steps in the stream (the bounds of a default monitor are reached after 10,000).
+        samples: memory readings along the stream.
+    """
+
+    steps: int = 100_000
+    samples: int = 50
+
+
+@dataclass(frozen=True)
 class CalibrationStudyConfig:
     """The ``calibration`` section: which models the contract runs on, the contract, and the overhead timing."""
 
     models: tuple[str, ...]
     overhead: OverheadConfig
     contract: ContractConfig = field(default_factory=ContractConfig)
+    soak: SoakSettings = field(default_factory=SoakSettings)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], path: str = "calibration") -> CalibrationStudyConfig:

@@ -38,3 +38,19 @@ rule overhead:
 
 
 ALL_TARGETS += rules.overhead.output
+
+
+rule soak:
+    output:
+        table=table_outputs("soak"),
+        trace=results("calibration", "soak_trace.csv"),
+    benchmark:
+        results("benchmarks", "soak.tsv")
+    log:
+        results("logs", "soak.log"),
+    threads: 1
+    script:
+        "../scripts/soak.py"
+
+
+ALL_TARGETS += rules.soak.output
