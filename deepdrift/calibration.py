@@ -283,12 +283,20 @@ def _read_checked_header(path: str | Path) -> tuple[dict[str, Any], list[dict[st
 
 
 class CalibrationAccumulator:
-    """Streams batches of pooled features into moments and a held-out reservoir; mergeable across workers."""
+    """Streams batches of pooled features into moments and a held-out reservoir; mergeable across workers.
 
-    def __init__(self, config: CalibrationConfig = CalibrationConfig()) -> None:
+    Args:
+        config: what to gather; only accumulators with equal configs merge.
+        shard: this worker's index when several accumulators will be merged (a rank, a loader), so their
+            reservoirs draw independent random streams; None (one accumulator) uses ``config.seed`` alone.
+    """
+
+    def __init__(self, config: CalibrationConfig = CalibrationConfig(), shard: int | None = None) -> None:
         self.config = config
+        self.shard = None if shard is None else check_int("shard", shard, 0)
         self.moments: dict[str, RunningMoments] = {}
-        self.reservoir = JointReservoir(config.reservoir_size, seed=config.seed)
+        seed = config.seed if shard is None else (config.seed, 1, shard + 1)  # no trailing 0: SeedSequence pads
+        self.reservoir = JointReservoir(config.reservoir_size, seed=seed)
         self.n_seen = 0
 
     def update(self, features: Mapping[str, torch.Tensor]) -> None:
@@ -312,7 +320,14 @@ class CalibrationAccumulator:
         self.n_seen += batch
 
     def merge(self, other: CalibrationAccumulator) -> CalibrationAccumulator:
-        """Fold in an accumulator filled elsewhere (another loader, process or rank)."""
+        """Fold in an accumulator filled elsewhere (another loader, process or rank), in place.
+
+        Raises ``CalibrationMismatchError`` naming what differs (layers, feature sizes, covariance tracking, config);
+        ``deepdrift.merge.merge_accumulators`` merges many without changing them.
+        """
+        from .merge import check_mergeable  # merge builds on this module
+
+        check_mergeable([self, other])
         for name, moments in other.moments.items():
             self.moments.setdefault(name, RunningMoments(moments.track_covariance)).merge(moments)
         self.reservoir.merge(other.reservoir)

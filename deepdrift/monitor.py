@@ -173,28 +173,52 @@ class DeepDriftMonitor:
         *,
         context: ContextSpec = None,
         weights_digest: bool = False,
+        update: bool = False,
+        distributed: bool = False,
     ) -> DeepDriftMonitor:
         """Learn per-layer reference statistics from clean data.
 
         Args:
             loader: yields tensors, ``(x, y)`` pairs, ``(x, t)`` tuples or dicts; inputs go to the model's device.
             max_batches: stop after this many batches (None: the whole loader).
-            progress: show a progress bar (None: only in a terminal).
+            progress: show a progress bar (None: only in a terminal, and only on rank 0).
             context: calibrate the reference of one context (e.g. a diffusion timestep bucket or a class group),
                 or a function ``batch -> context`` that splits one loader into several contexts. Scoring then
-                passes the same ``context=``. Other contexts keep their calibration; this one is replaced.
+                passes the same ``context=``. Other contexts keep their calibration; this one is replaced
+                (or continued, with ``update=True``).
             weights_digest: also record a hash of the tapped layers' weights, so loading the file into a
                 retrained model of the same architecture is refused too (reads every tapped weight once).
+            update: add this loader's samples to the context's calibration instead of replacing it; the result
+                equals one pass over all loaders so far (moments exactly, held-out reservoir a uniform sample of
+                all held-out samples). A finished calibration keeps no M2 or co-moments, so the monitor keeps the
+                accumulator of contexts calibrated with ``update=True`` (as much memory as while calibrating) and
+                only those can be continued: pass ``update=True`` from the first call on.
+            distributed: every rank of the initialised ``torch.distributed`` default group calls ``calibrate``
+                with its own shard of the data (e.g. a ``DistributedSampler``); the float64 moments are
+                all-reduced exactly and the reservoirs merged into a uniform sample of all ranks' held-out
+                samples, so every rank gets the same calibration (see ``deepdrift.distributed``). A
+                ``DistributedDataParallel`` model is run through its ``.module`` (no buffer broadcast at each
+                forward, so shards may hold different numbers of batches).
+
+        Example:
+            >>> monitor.calibrate(shard_loader, distributed=True)  # doctest: +SKIP
+            >>> for loader in loaders:  # doctest: +SKIP
+            ...     monitor.calibrate(loader, update=True)
         """
+        from .distributed import unwrap_ddp
+
         if max_batches is not None:
             require_int("max_batches", max_batches, minimum=1)
         with self._lock:
             self._check_open()
+            running = self.__dict__.setdefault("_running_calibrations", {})  # accumulators kept for update=True
+            model = unwrap_ddp(self.model)
             calibrations = calibrate_contexts(
-                self._taps, lambda batch: call_model(self.model, batch, self.forward_fn), self.model, loader,
+                self._taps, lambda batch: call_model(model, batch, self.forward_fn), self.model, loader,
                 max_batches, progress, context, self.scorer.calibration_config,
                 metadata=lambda: calibration_metadata(self.model, self.arch_name, self._taps),
-                weights_digest=weights_digest,
+                weights_digest=weights_digest, update=update, distributed=distributed, running=running,
+                current=lambda key: self._scorers[key].calibration if key in self._scorers else None,
             )
             for key, calibration in calibrations.items():
                 self._scorer_for(key, create=True).set_calibration(calibration)
