@@ -8,24 +8,24 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
+import sys
+import warnings
 from collections.abc import Mapping, Sequence
 
 from torch import nn
 
-from .errors import LayerNotFoundError
+from .errors import DeepDriftWarning, LayerNotFoundError
+from .generic_taps import generic_taps
 
 logger = logging.getLogger(__name__)
 
+_FEW_TAPS = 3  # fewer taps than this cannot say where in the depth drift starts
+_WRAPPED_SHARE = 0.99  # nn.Sequential(preprocess, model): the model holds (almost) all parameters
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
 LayerRequest = Sequence[str] | Mapping[str, str] | None
 """Explicit layers: a list of module names, or a ``{label: module name}`` map as in the original ``layers_map``."""
-
-_MAX_GENERIC_TAPS = 16
-_ACTIVATION_TYPES = (
-    nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.LeakyReLU, nn.ELU, nn.Tanh, nn.Sigmoid, nn.Mish, nn.Hardswish,
-    nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Dropout, nn.Identity,
-)
-_NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
-_FOLLOWER_TYPES = _ACTIVATION_TYPES + _NORM_TYPES  # belong to the layer they follow
 
 
 def resolve_layer_names(model: nn.Module, layers: LayerRequest) -> list[tuple[str, str | None]]:
@@ -34,9 +34,11 @@ def resolve_layer_names(model: nn.Module, layers: LayerRequest) -> list[tuple[st
     Raises:
         LayerNotFoundError: a name does not exist; the message lists the closest real names.
     """
-    pairs = [(name, label) for label, name in layers.items()] if isinstance(layers, Mapping) else [
-        (name, None) for name in (layers or [])
-    ]
+    pairs = (
+        [(name, label) for label, name in layers.items()]
+        if isinstance(layers, Mapping)
+        else [(name, None) for name in (layers or [])]
+    )
     if not pairs:
         raise ValueError("`layers` is empty; pass module names or leave it None for automatic selection.")
     known = dict(model.named_modules())
@@ -58,19 +60,81 @@ def _not_found_message(name: str, known: list[str]) -> str:
 def auto_select_layers(model: nn.Module, arch_name: str | None = None) -> tuple[list[str], str]:
     """Pick sensible taps for a model and say which rule chose them.
 
+    Wrappers are looked through (``nn.DataParallel``/DDP ``.module``, ``torch.compile``'s ``_orig_mod``, an
+    ``nn.Sequential(preprocess, model)`` whose one child holds the parameters); names stay paths from ``model``,
+    e.g. ``1.layer1`` or ``module.layer1``. Fewer than 3 taps issue a :class:`DeepDriftWarning`.
+
     Returns:
         The module names in (registration) order and the name of the rule that matched.
+
+    Example:
+        >>> auto_select_layers(torchvision.models.resnet18())  # doctest: +SKIP
+        (['maxpool', 'layer1', 'layer2', 'layer3', 'layer4'], 'torchvision-resnet')
     """
-    for rule_name, rule in _RULES:
-        names = rule(model)
-        if names:
-            if arch_name:
-                logger.debug("arch_name=%r; taps chosen by the %s rule", arch_name, rule_name)
-            return names, rule_name
-    raise ValueError(
-        f"could not find layers to tap in {type(model).__name__}: it has no child modules with parameters. "
-        "Pass `layers=[...]` with module names explicitly."
-    )
+    prefix, inner = "", model
+    while True:
+        child = _parallel_or_compiled(inner)
+        if child is None:
+            known = {name for name, _ in inner.named_modules()}
+            for rule_name, rule in _RULES:
+                names = rule(inner)
+                if names and all(n in known for n in names):
+                    return _finish(model, [prefix + n for n in names], rule_name, arch_name)
+            child = _wrapped_child(inner)
+        if child is None:
+            break
+        prefix, inner = f"{prefix}{child}.", inner.get_submodule(child)
+    names = [prefix + n for n in generic_taps(inner)]
+    if not names:
+        raise ValueError(
+            f"could not find layers to tap in {type(model).__name__}: it has no child modules with parameters. "
+            "Pass `layers=[...]` with module names explicitly."
+        )
+    return _finish(model, names, "generic", arch_name)
+
+
+def _finish(model: nn.Module, names: list[str], rule: str, arch_name: str | None) -> tuple[list[str], str]:
+    logger.debug("arch_name=%r; %d taps chosen by the %s rule: %s", arch_name, len(names), rule, names)
+    if len(names) < _FEW_TAPS:
+        warnings.warn(
+            f"automatic layer selection found only {len(names)} tap(s) in {type(model).__name__} ({names}, rule "
+            f"{rule!r}): too few to tell where in the network drift starts. Name the layers to watch with "
+            "`layers=[...]`; list candidates with `deepdrift layers MODEL` or `[n for n, _ in model.named_modules()]`.",
+            DeepDriftWarning,
+            stacklevel=_caller_stacklevel(),
+        )
+    return names, rule
+
+
+def _caller_stacklevel() -> int:
+    """``stacklevel`` that points a warning at the first frame outside this package (the user's call)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _parallel_or_compiled(module: nn.Module) -> str | None:
+    """The wrapped model's name in ``nn.DataParallel``/DDP and ``torch.compile``'s ``OptimizedModule``."""
+    if isinstance(module, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        return "module"
+    if isinstance(module._modules.get("_orig_mod"), nn.Module):  # it also forwards attributes: look inside first
+        return "_orig_mod"
+    return None
+
+
+def _wrapped_child(module: nn.Module) -> str | None:
+    """The child that ``module`` merely wraps (its only child, or the one holding the parameters), or None."""
+    children = [(name, child) for name, child in module.named_children() if child is not None]
+    if len(children) == 1:
+        return children[0][0] if any(True for _ in children[0][1].children()) else None
+    if not isinstance(module, nn.Sequential) or len(children) < 2:
+        return None
+    sizes = [sum(p.numel() for p in child.parameters()) for _, child in children]
+    total = sum(sizes)
+    biggest = max(range(len(children)), key=sizes.__getitem__)
+    holds_all = total > 0 and sizes[biggest] >= _WRAPPED_SHARE * total
+    return children[biggest][0] if holds_all and any(True for _ in children[biggest][1].children()) else None
 
 
 def _diffusers_unet(model: nn.Module) -> list[str]:
@@ -112,41 +176,9 @@ def _torchvision_vit(model: nn.Module) -> list[str]:
     return ["conv_proj"] + [f"encoder.layers.{child}" for child, _ in encoder.layers.named_children()]
 
 
-def _generic(model: nn.Module) -> list[str]:
-    """Tap the output of each parameterised child, after the norms/activations/pools that directly follow it.
-
-    Descends through single-child wrappers; taps at the last parameter-free module after a layer so that what is
-    recorded is the post-activation representation the next layer sees. The final classifier head is skipped
-    when there are other candidates, because it is the prediction rather than a representation.
-    """
-    prefix, container = "", model
-    while len(children := list(container.named_children())) == 1:
-        name, container = children[0]
-        prefix = f"{prefix}{name}."
-    children = list(container.named_children())
-    if not children:
-        return []
-    chosen: list[tuple[str, nn.Module]] = []  # (tapped name, the parameterised child it follows)
-    for i, (_, child) in enumerate(children):
-        if not any(True for _ in child.parameters()) or (i > 0 and isinstance(child, _NORM_TYPES)):
-            continue
-        end = i
-        while end + 1 < len(children) and isinstance(children[end + 1][1], _FOLLOWER_TYPES):
-            end += 1
-        chosen.append((prefix + children[end][0], child))
-    if len(chosen) > 2 and isinstance(chosen[-1][1], nn.Linear):
-        chosen = chosen[:-1]
-    names = [name for name, _ in chosen]
-    if len(names) > _MAX_GENERIC_TAPS:
-        step = (len(names) - 1) / (_MAX_GENERIC_TAPS - 1)
-        names = [names[round(i * step)] for i in range(_MAX_GENERIC_TAPS)]
-    return names
-
-
 _RULES = (
     ("diffusers-unet", _diffusers_unet),
     ("timm-feature-info", _timm_feature_info),
     ("torchvision-resnet", _torchvision_resnet),
     ("torchvision-vit", _torchvision_vit),
-    ("generic", _generic),
 )

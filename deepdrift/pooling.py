@@ -2,6 +2,11 @@
 
 Layers return conv maps, token sequences, tuples, dicts or ``ModelOutput`` objects; drift statistics need a ``(batch,
 features)`` matrix. Pooling happens inside the forward hook, so a later in-place op cannot corrupt what was captured.
+
+Which axis holds the batch and which the channels is never guessed silently: an explicit layout wins; otherwise the
+output's shape is checked against the batch size of the call (when known) and, where the shape alone cannot tell,
+against evidence from the module that produced it (:class:`LayoutHint`). What stays ambiguous raises
+:class:`~deepdrift.errors.UnsupportedOutputError` with the fix: declare the layout of that tap.
 """
 
 from __future__ import annotations
@@ -11,14 +16,22 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import torch
+from torch import nn
 
 from .errors import UnsupportedOutputError
 
-Layout = Literal["auto", "NCHW", "NHWC", "NLC", "NCL", "NC"]
+Layout = Literal["auto", "NCHW", "NHWC", "NLC", "NCL", "NC", "LNC"]
+"""Memory layout of a layer output. ``N`` batch, ``C`` channels, ``L`` tokens/positions, ``H W`` space.
+
+``NCHW``/``NCL`` are channels-first (any number of spatial axes), ``NHWC``/``NLC`` channels-last, ``LNC`` is
+sequence-first (``nn.TransformerEncoder`` and ``nn.MultiheadAttention`` with ``batch_first=False``, RNNs), ``NC``
+flattens everything after the batch axis. ``auto`` decides per output (see :func:`resolve_layout`).
+"""
 TokenPool = Literal["mean", "cls"]
 Summary = Literal["mean", "mean_std", "mean_std_max"]
 
 _HIDDEN_KEYS = ("last_hidden_state", "hidden_states", "sample", "logits", "x", "out", "output")
+_CHANNELS_LAST = frozenset({"NHWC", "NLC", "LNC"})
 
 
 @dataclass(frozen=True)
@@ -26,7 +39,8 @@ class PoolingConfig:
     """How outputs are reduced to vectors.
 
     Attributes:
-        layout: memory layout of the output; ``auto`` treats 4-D as NCHW and 3-D as tokens (N, L, C).
+        layout: memory layout of every output; ``auto`` treats 4-D as NCHW and 3-D as tokens (N, L, C) unless the
+            module that produced an output says otherwise, and checks the batch axis against the batch size.
         token_pool: ``mean`` averages over all tokens; ``cls`` keeps the first token (ViT class token).
         summary: what each channel keeps of its values over positions (conv maps) or tokens.
             ``mean_std_max`` (default): mean, standard deviation and maximum (three features per channel).
@@ -48,6 +62,29 @@ class PoolingConfig:
             value, allowed = getattr(self, name), get_args(kind)
             if value not in allowed:
                 raise ValueError(f"PoolingConfig.{name} must be one of {allowed}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class LayoutHint:
+    """What the module that produced an output says about its layout (None: it says nothing).
+
+    Attributes:
+        batch_first: for 3-D outputs, whether the batch is axis 0 (``NLC``/``NCL``) or axis 1 (``LNC``).
+        channels_last: whether channels are the last axis (``NHWC``/``NLC``) or axis 1 (``NCHW``/``NCL``).
+    """
+
+    batch_first: bool | None = None
+    channels_last: bool | None = None
+
+    def merged(self, fallback: LayoutHint) -> LayoutHint:
+        """This hint, with the fields it leaves open taken from ``fallback`` (e.g. the model family's)."""
+        return LayoutHint(
+            self.batch_first if self.batch_first is not None else fallback.batch_first,
+            self.channels_last if self.channels_last is not None else fallback.channels_last,
+        )
+
+
+NO_HINT = LayoutHint()
 
 
 def extract_tensor(output: Any) -> torch.Tensor:
@@ -77,25 +114,122 @@ def extract_tensor(output: Any) -> torch.Tensor:
     )
 
 
-def pool_output(output: Any, config: PoolingConfig = PoolingConfig()) -> torch.Tensor:
-    """Pool a layer output to a float32 ``(batch, features)`` matrix, detached from autograd."""
+def batch_axis(layout: Layout) -> int:
+    """Axis that holds the samples in an output of this (concrete) layout."""
+    return 1 if layout == "LNC" else 0
+
+
+def resolve_layout(
+    shape: Sequence[int],
+    layout: Layout = "auto",
+    batch_size: int | None = None,
+    hint: LayoutHint = NO_HINT,
+    name: str | None = None,
+) -> Layout:
+    """The concrete layout of an output of ``shape``, checked against the batch size of the call.
+
+    An explicit ``layout`` is taken as declared. ``auto``: outputs of up to 2 axes are ``NC``; 4-D and more are
+    channels-first unless ``hint`` says channels-last; 3-D are tokens, batch-first unless ``hint`` says otherwise,
+    and (with a batch size) batch-first only when axis 0 is the only axis of that size.
+
+    Raises:
+        UnsupportedOutputError: the batch axis does not have ``batch_size`` entries, or cannot be told apart
+            (shape ``(B, B, C)`` without module evidence); the message names the tap and how to declare it.
+    """
+    shape, ndim = tuple(shape), len(shape)
+    if ndim <= 2 or layout == "NC":
+        concrete: Layout = "NC"
+    elif layout != "auto":
+        if layout == "LNC" and ndim != 3:
+            raise UnsupportedOutputError(f"{_where(name)} has shape {shape}, but layout 'LNC' needs 3 axes (L, N, C).")
+        concrete = layout
+    elif ndim == 3:
+        concrete = _token_layout(shape, batch_size, hint, name)
+    else:
+        concrete = "NHWC" if hint.channels_last else "NCHW"
+    if batch_size is not None and ndim >= 1 and shape[batch_axis(concrete)] != batch_size:
+        raise UnsupportedOutputError(_batch_mismatch(shape, concrete, batch_size, name, declared=layout != "auto"))
+    return concrete
+
+
+def _token_layout(shape: tuple[int, ...], batch_size: int | None, hint: LayoutHint, name: str | None) -> Layout:
+    batch_first = "NLC" if hint.channels_last is not False else "NCL"
+    if hint.batch_first is not None:
+        candidate: Layout = batch_first if hint.batch_first else "LNC"
+        if batch_size is None or shape[batch_axis(candidate)] == batch_size:
+            return candidate  # module evidence, consistent with the shape
+    if batch_size is None or shape[0] != shape[1] or batch_size == 1:
+        return batch_first  # (1, 1, C) pools the same either way; other mismatches are reported by the caller
+    raise UnsupportedOutputError(
+        f"{_where(name)} has shape {shape}: with a batch of {batch_size}, the batch could be axis 0 (N, L, C) or "
+        f"axis 1 (L, N, C), and nothing in the module says which. Declare it, e.g. "
+        f"`LayerTaps(model, layouts={{{name or 'LAYER'!r}: 'NLC'}})` (or 'LNC' for sequence-first outputs)."
+    )
+
+
+def _batch_mismatch(shape: tuple[int, ...], layout: Layout, batch_size: int, name: str | None, declared: bool) -> str:
+    axis = batch_axis(layout)
+    why = f"with the declared layout {layout!r}" if declared else "as inferred"
+    fix = (
+        f"If the batch is axis 1 (a sequence-first output), declare `layouts={{{name or 'LAYER'!r}: 'LNC'}}`; "
+        if len(shape) == 3 and shape[1] == batch_size and axis != 1
+        else ""
+    )
+    return (
+        f"{_where(name)} has shape {shape}, whose batch axis {axis} ({why}) has {shape[axis]} entries, not the "
+        f"batch size {batch_size}: DeepDrift needs one row per sample. {fix}"
+        "Otherwise tap a module whose output keeps the batch on its own axis (e.g. not inside window attention "
+        "that folds windows into the batch)."
+    )
+
+
+def _where(name: str | None) -> str:
+    return f"the output of tap {name!r}" if name else "a layer output"
+
+
+def pool_output(
+    output: Any,
+    config: PoolingConfig = PoolingConfig(),
+    *,
+    batch_size: int | None = None,
+    layout: Layout | None = None,
+    hint: LayoutHint = NO_HINT,
+    name: str | None = None,
+) -> torch.Tensor:
+    """Pool a layer output to a float32 ``(batch, features)`` matrix, detached from autograd.
+
+    Args:
+        output: a tensor, or a tuple/dict/ModelOutput holding the hidden state.
+        config: how to summarise; ``config.layout`` applies where ``layout`` is not given.
+        batch_size: samples in the call; when given, the batch axis is found and checked against it.
+        layout: this output's declared layout (overrides ``config.layout``).
+        hint: evidence from the producing module, used where the shape is ambiguous.
+        name: the tap, for error messages.
+
+    Example:
+        >>> pool_output(torch.zeros(7, 2, 5), batch_size=2, layout="LNC").shape  # seq-first: mean/std/max of 5 ch
+        torch.Size([2, 15])
+    """
     x = extract_tensor(output).detach()
-    layout = config.layout
-    if layout == "auto":
-        layout = {1: "NC", 2: "NC", 3: "NLC", 4: "NCHW"}.get(x.ndim, "NCHW")
+    concrete = resolve_layout(x.shape, layout or config.layout, batch_size, hint, name)
+    return pool_tensor(x, concrete, config)
+
+
+def pool_tensor(x: torch.Tensor, layout: Layout, config: PoolingConfig = PoolingConfig()) -> torch.Tensor:
+    """Pool a tensor of a concrete (already resolved) layout; see :func:`pool_output`."""
     if x.ndim == 1:
         return x.unsqueeze(1).float()
     if layout == "NC" or x.ndim == 2:
         return x.flatten(1).float()
+    if layout == "LNC":
+        x = x.transpose(0, 1)  # a view: the pooled statistics are the same, computed batch-first
     # average in float32 so bf16/fp16 activations are not rounded before pooling
-    if layout == "NLC":
-        dim, positions = 1, x
-    elif layout == "NHWC":
+    if layout in _CHANNELS_LAST:
         dim, positions = 1, x.flatten(1, -2)
     else:  # channels first: NCHW, NCL, NCDHW ...
         dim, positions = 2, x.flatten(2)
     mean = positions.mean(dim=dim, keepdim=True, dtype=torch.float32)
-    pooled = x[:, 0].float() if layout == "NLC" and config.token_pool == "cls" else mean.squeeze(dim)
+    pooled = positions[:, 0].float() if layout in ("NLC", "LNC") and config.token_pool == "cls" else mean.squeeze(dim)
     if config.summary == "mean":
         return pooled.float()
     # centred two-pass norm: exact like torch.std, but ~10x faster on CPU (torch.std 14 ms vs 1.1 ms measured
@@ -105,3 +239,104 @@ def pool_output(output: Any, config: PoolingConfig = PoolingConfig()) -> torch.T
     if config.summary == "mean_std_max":
         parts.append(positions.amax(dim=dim).float())
     return torch.cat(parts, dim=1)
+
+
+# ----------------------------------------------------------------------------- evidence from modules
+_CHANNELS_FIRST_TYPES = (
+    nn.modules.conv._ConvNd,
+    nn.modules.batchnorm._BatchNorm,
+    nn.GroupNorm,
+    nn.modules.instancenorm._InstanceNorm,
+    nn.modules.pooling._MaxPoolNd,
+    nn.modules.pooling._AvgPoolNd,
+    nn.modules.pooling._AdaptiveAvgPoolNd,
+    nn.modules.pooling._AdaptiveMaxPoolNd,
+)
+_LAST_AXIS_TYPES = (nn.LayerNorm, nn.Linear, nn.RMSNorm)  # exact types: they act on the last axis
+_ELEMENTWISE_TYPES = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.GELU,
+    nn.SiLU,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.Mish,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Softplus,
+    nn.PReLU,
+    nn.Dropout,
+    nn.Identity,
+)
+_SEQUENCE_MODELS = (
+    nn.TransformerEncoder,
+    nn.TransformerEncoderLayer,
+    nn.TransformerDecoder,
+    nn.TransformerDecoderLayer,
+)
+_BATCH_FIRST_LIBRARIES = ("timm.", "torchvision.", "diffusers.", "transformers.")
+
+
+def module_layout_hint(module: nn.Module) -> LayoutHint:
+    """What ``module`` says about the layout of its own output (``NO_HINT`` when it says nothing).
+
+    Evidence, in order: a timm-style ``output_fmt``; a ``batch_first`` flag (``nn.MultiheadAttention``, RNNs,
+    ``nn.Transformer``), also read from the attention inside ``nn.TransformerEncoder``/``...Layer``; layers that
+    act on the last axis (exact ``nn.LayerNorm``/``nn.Linear``: channels-last) or on axis 1 (convs, batch/group/
+    instance norms, pools: channels-first); torchvision Swin blocks and patch merging (NHWC); a ``Permute``; and
+    for an ``nn.Sequential``, its last layer (looking through activations and dropout).
+    """
+    fmt = getattr(module, "output_fmt", None)
+    fmt = getattr(fmt, "value", fmt)  # timm's Format is a str Enum
+    if fmt in ("NHWC", "NLC", "NCHW", "NCL"):
+        return LayoutHint(batch_first=True, channels_last=fmt in ("NHWC", "NLC"))
+    if isinstance(module, _SEQUENCE_MODELS):
+        attention = next((m for m in module.modules() if isinstance(m, nn.MultiheadAttention)), None)
+        return module_layout_hint(attention) if attention is not None else NO_HINT
+    batch_first = getattr(module, "batch_first", None)
+    if isinstance(batch_first, bool):
+        return LayoutHint(batch_first=batch_first, channels_last=True)
+    if type(module) in _LAST_AXIS_TYPES:
+        return LayoutHint(channels_last=True)
+    if isinstance(module, _CHANNELS_FIRST_TYPES):
+        return LayoutHint(channels_last=False)
+    kind = type(module)
+    if kind.__module__ == "torchvision.models.swin_transformer" and kind.__name__ != "SwinTransformer":
+        return LayoutHint(channels_last=True)  # torchvision Swin keeps (B, H, W, C) between its stages
+    dims = getattr(module, "dims", None)
+    if kind.__name__ == "Permute" and isinstance(dims, (list, tuple)) and len(dims) >= 3:
+        return LayoutHint(channels_last=list(dims)[-1] == 1)
+    if kind.forward is nn.Sequential.forward:
+        return _last_layer_hint(list(module.children()))
+    return NO_HINT
+
+
+def _last_layer_hint(layers: Sequence[nn.Module]) -> LayoutHint:
+    """Hint of the last layer of a sequential chain that says something, looking back through elementwise ones."""
+    for layer in reversed(layers):
+        hint = module_layout_hint(layer)
+        if hint != NO_HINT or not isinstance(layer, _ELEMENTWISE_TYPES):
+            return hint
+    return NO_HINT
+
+
+def output_layout_hint(model: nn.Module, name: str) -> LayoutHint:
+    """Evidence for the layout of the output of ``model.get_submodule(name)``.
+
+    An activation or dropout inside an ``nn.Sequential`` has the layout of the layer before it. Where the module
+    leaves the batch axis open, a module on the path from the model to the tap that comes from timm, torchvision,
+    diffusers or transformers settles it: those libraries keep the batch first.
+    """
+    module = model.get_submodule(name)
+    hint = module_layout_hint(module)
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name)
+    if hint == NO_HINT and isinstance(module, _ELEMENTWISE_TYPES) and type(parent).forward is nn.Sequential.forward:
+        names = [n for n, _ in parent.named_children()]
+        hint = _last_layer_hint([parent.get_submodule(n) for n in names[: names.index(child) + 1]])
+    path = [model] + [model.get_submodule(".".join(name.split(".")[: i + 1])) for i in range(name.count(".") + 1)]
+    if any(type(m).__module__.startswith(_BATCH_FIRST_LIBRARIES) for m in path):
+        hint = hint.merged(LayoutHint(batch_first=True))
+    return hint
