@@ -301,10 +301,10 @@ def module_layout_hint(module: nn.Module) -> LayoutHint:
     if type(module) in _LAST_AXIS_TYPES:
         return LayoutHint(channels_last=True)
     if isinstance(module, _CHANNELS_FIRST_TYPES):
-        return LayoutHint(channels_last=False)
+        return LayoutHint(batch_first=True, channels_last=False)  # convs, norms and pools never run sequence-first
     kind = type(module)
     if kind.__module__ == "torchvision.models.swin_transformer" and kind.__name__ != "SwinTransformer":
-        return LayoutHint(channels_last=True)  # torchvision Swin keeps (B, H, W, C) between its stages
+        return LayoutHint(batch_first=True, channels_last=True)  # torchvision Swin: (B, H, W, C) between stages
     dims = getattr(module, "dims", None)
     if kind.__name__ == "Permute" and isinstance(dims, (list, tuple)) and len(dims) >= 3:
         return LayoutHint(channels_last=list(dims)[-1] == 1)

@@ -116,12 +116,13 @@ def test_declared_layouts_are_validated_with_close_matches():
         LayerTaps(model, layers=["mix"], layouts={"mix": "BLC"})
 
 
-def test_conv1d_outputs_are_channels_first_by_module_evidence():
+@pytest.mark.parametrize("batch", [2, 6])  # 6: as many samples as channels, shape (6, 6, 8)
+def test_conv1d_outputs_are_channels_first_by_module_evidence(batch):
     model = nn.Sequential(nn.Conv1d(4, 6, 3), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 8, 2))
-    x = torch.randn(2, 4, 10)
+    x = torch.randn(batch, 4, 10)
     taps = LayerTaps(model, layers=["1"])  # the ReLU after the conv: (B, C, L)
     with torch.no_grad():
-        _, feats = taps.run(lambda: model(x), batch_size=2)
+        _, feats = taps.run(lambda: model(x), batch_size=batch)
         ref = model[1](model[0](x))
     torch.testing.assert_close(feats["1"], mean_std_max(ref, 2))
 
