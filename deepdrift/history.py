@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .observer import Alert
+from .observer import Alert, AlertKind
 from .validation import require_int
 
 if TYPE_CHECKING:
@@ -124,6 +124,84 @@ class DriftHistory:
                 except ImportError as exc:
                     raise ImportError(f"writing parquet needs pyarrow: pip install pyarrow ({exc})") from exc
         return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> DriftHistory:
+        """Read back a run written by :meth:`save`: ``run.csv`` (or ``.parquet``) and ``run.alerts.csv`` beside it.
+
+        Example:
+            >>> monitor.history.save("run.csv")  # doctest: +SKIP
+            >>> DriftHistory.load("run.csv").drift_matrix.shape  # doctest: +SKIP
+            (5, 240)
+        """
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in (".csv", ".parquet"):
+            raise ValueError(f"history files are .csv or .parquet, got {path.name!r}")
+        if path.stem.endswith(".alerts"):
+            main = path.with_name(f"{path.stem.removesuffix('.alerts')}{suffix}")
+            raise ValueError(f"{path} is the alerts file of a run; pass the drift table {main} instead")
+        alerts_path = path.with_name(f"{path.stem}.alerts{suffix}")
+        for target in (path, alerts_path):
+            if not target.is_file():
+                raise FileNotFoundError(f"no history file {target} (DriftHistory.save writes {path.name} and "
+                                        f"{alerts_path.name} side by side; keep them together)")
+        return cls.from_frames(_read_table(path), _read_table(alerts_path))
+
+    @classmethod
+    def from_frames(cls, drift_frame: pd.DataFrame, alerts_frame: pd.DataFrame | None = None) -> DriftHistory:
+        """Rebuild a history from :meth:`to_frame` and :meth:`alerts_frame` tables (e.g. read from files).
+
+        Layers keep the order of their first row (depth order, as written); nothing is dropped (unbounded sizes).
+        """
+        _require_columns("drift table", drift_frame, ("step", "layer", "label", "drift", "state"))
+        frame = drift_frame.astype({"layer": str, "label": str, "state": str, "step": np.int64})
+        first_rows = frame.drop_duplicates("layer")
+        layers = first_rows["layer"].tolist()
+        history = cls(layers, first_rows["label"].tolist(), max_steps=None, max_alerts=None)
+        if frame.duplicated(["step", "layer"]).any():
+            raise ValueError("drift table has more than one row for a (step, layer); was it written by save()?")
+        steps = list(dict.fromkeys(frame["step"]))
+        drift = frame.pivot(index="layer", columns="step", values="drift").reindex(index=layers, columns=steps)
+        states = frame.pivot(index="layer", columns="step", values="state").reindex(index=layers, columns=steps)
+        if states.isna().to_numpy().any():
+            raise ValueError("drift table misses rows: every step needs one row per layer (as save() writes)")
+        for step in steps:
+            history.record(int(step), drift[step].to_numpy(dtype=np.float64), states[step].tolist(), [])
+        if alerts_frame is not None:
+            history.alerts.extend(_alerts_from_frame(alerts_frame))
+        return history
+
+
+def _require_columns(what: str, frame: pd.DataFrame, columns: tuple[str, ...]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} lacks columns {missing}; expected {list(columns)} as DriftHistory.save writes")
+
+
+def _alerts_from_frame(frame: pd.DataFrame) -> list[Alert]:
+    _require_columns("alerts table", frame, ("step", "layer", "label", "zone", "kind", "value", "threshold"))
+    kinds = {k.value: k for k in AlertKind}
+    alerts = []
+    for row in frame.itertuples(index=False):
+        if str(row.kind) not in kinds:
+            raise ValueError(f"alerts table: unknown kind {row.kind!r}; expected one of {sorted(kinds)}")
+        alerts.append(Alert(layer=str(row.layer), label=str(row.label), zone=str(row.zone), kind=kinds[str(row.kind)],
+                            value=float(row.value), threshold=float(row.threshold), step=int(row.step)))
+    return alerts
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """CSV or parquet; names stay text (a layer called ``0`` or ``NA`` is not a number or a missing value)."""
+    pd = _pandas()
+    if path.suffix.lower() == ".parquet":
+        try:
+            return pd.read_parquet(path)
+        except ImportError as exc:
+            raise ImportError(f"reading parquet needs pyarrow: pip install pyarrow ({exc})") from exc
+    text = {c: str for c in ("layer", "label", "state", "zone", "kind", "message")}
+    numbers = {c: ["", "nan", "NaN"] for c in ("drift", "value", "threshold")}
+    return pd.read_csv(path, dtype=text, keep_default_na=False, na_values=numbers)
 
 
 def _pandas() -> Any:

@@ -1,4 +1,4 @@
-"""Paper-quality figures: the drift profile over depth and the "MRI" timeline of layers x steps.
+"""Paper-quality figures: the drift profile over depth, the "MRI" timeline of layers x steps, and run summaries.
 
 Every function takes ``ax=`` so figures compose into panels, draws thresholds from the config (never a hard-coded
 3.0), and uses a local seaborn/matplotlib context so the user's global style is left alone.
@@ -6,6 +6,7 @@ Every function takes ``ax=`` so figures compose into panels, draws thresholds fr
 
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,13 +14,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.colors import SymLogNorm
 from matplotlib.patches import Patch
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from .history import DriftHistory
 from .observer import ObserverConfig
 from .profile import DriftProfile, read_profile
-from .taps import ZONES
+from .taps import ZONES, zone_of
 
 STATE_COLOURS = {"NORMAL": "#4c9a6a", "WARNING": "#e0a526", "ALERT": "#c8423b"}
 ZONE_COLOURS = dict(zip(ZONES, ("#7b5fa8", "#4a7fb5", "#3e9c9c", "#b5584a"), strict=True))
@@ -141,6 +144,113 @@ def plot_drift_timeline(
         if save is not None:
             ax.figure.savefig(save, bbox_inches="tight")
     return ax
+
+
+def plot_drift_by_zone(
+    history: DriftHistory,
+    ax: Axes | None = None,
+    config: ObserverConfig | None = None,
+    zones: list[str] | None = None,
+    title: str | None = "Drift by zone",
+    save: str | Path | None = None,
+) -> Axes:
+    """The largest drift within each depth zone at every step: the timeline's magnitudes, readable as lines.
+
+    Args:
+        history: ``monitor.history`` (or ``DriftHistory.load("run.csv")``).
+        zones: zone of each layer (default: by position, as the monitor assigns them).
+        ax, config, title, save: as in :func:`plot_drift_timeline`.
+    """
+    config = config or ObserverConfig()
+    drift, steps = history.drift_matrix, np.asarray(history.steps)
+    zones = zones or [zone_of(i, len(history.layers)) for i in range(len(history.layers))]
+    with paper_style():
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6.5, 2.6), constrained_layout=True)
+        for zone in ZONES:
+            rows = [i for i, z in enumerate(zones) if z == zone]
+            if rows and steps.size:
+                finite = np.where(np.isfinite(drift[rows]), drift[rows], -np.inf)
+                peak = finite.max(axis=0)
+                ax.plot(steps, np.where(np.isfinite(peak), peak, np.nan), color=ZONE_COLOURS[zone], lw=1.2, label=zone)
+        _finish_drift_axes(ax, drift, config, title, legend_outside=False)
+        ax.set_xlabel("step (batch)")
+        ax.set_ylabel(r"max drift in zone ($\sigma$)")
+        if save is not None:
+            ax.figure.savefig(save, bbox_inches="tight")
+    return ax
+
+
+def plot_profile_summary(
+    history: DriftHistory,
+    ax: Axes | None = None,
+    config: ObserverConfig | None = None,
+    title: str | None = "Drift profiles over the run",
+    save: str | Path | None = None,
+) -> Axes:
+    """Mean, last-step and peak drift of each tap over a run, in depth order, with the 10-90% band of its steps.
+
+    Args:
+        history: ``monitor.history`` (or ``DriftHistory.load("run.csv")``).
+        ax, config, title, save: as in :func:`plot_drift_timeline`.
+    """
+    config = config or ObserverConfig()
+    drift = np.where(np.isfinite(history.drift_matrix), history.drift_matrix, np.nan)
+    x = np.arange(len(history.layers))
+    with paper_style():
+        if ax is None:
+            _, ax = plt.subplots(figsize=(max(3.5, 0.45 * len(x) + 2.5), 2.8), constrained_layout=True)
+        if drift.shape[1]:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN row (a tap that was never finite)
+                low, high = np.nanpercentile(drift, 10, axis=1), np.nanpercentile(drift, 90, axis=1)
+                mean, peak = np.nanmean(drift, axis=1), np.nanmax(drift, axis=1)
+            ax.fill_between(x, low, high, color="#9aa5b1", alpha=0.25, lw=0, label="10–90%")
+            ax.plot(x, mean, color="#3a6ea5", marker="o", ms=3, lw=1.2, label="mean")
+            ax.plot(x, drift[:, -1], color="#555555", marker="s", ms=3, lw=1.0, ls="--", label="last step")
+            ax.plot(x, peak, color=STATE_COLOURS["ALERT"], marker="^", ms=3, lw=1.0, label="peak")
+        ax.set_xticks(x, history.labels, rotation=45, ha="right")
+        ax.set_xlabel("tap (input → output)")
+        ax.set_ylabel(r"drift ($\sigma$)")
+        _finish_drift_axes(ax, drift, config, title, legend_outside=True)
+        if save is not None:
+            ax.figure.savefig(save, bbox_inches="tight")
+    return ax
+
+
+def readable_symlog_ticks(axis: Axis, config: ObserverConfig | None = None) -> None:
+    """Ticks at 0, theta_high and 10, 30, 100, ... on a symlog axis, written as plain numbers (not 10^0, -10^0)."""
+    config = config or ObserverConfig()
+    if axis.get_scale() != "symlog":
+        return
+    low, high = sorted(axis.get_view_interval())
+    ticks = {0.0, config.theta_high} | ({-config.theta_high} if low <= -config.theta_high else set())
+    decade = 10.0
+    while decade <= high:
+        ticks |= {decade, 3 * decade} if 3 * decade <= high else {decade}
+        decade *= 10
+    axis.set_major_locator(FixedLocator(sorted(t for t in ticks if low <= t <= high)))
+    axis.set_minor_locator(NullLocator())
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+
+
+def _finish_drift_axes(ax: Axes, drift: np.ndarray, config: ObserverConfig, title: str | None,
+                       legend_outside: bool) -> None:
+    """Threshold lines, a symlog scale where drift dwarfs theta_high, plain ticks, legend and title."""
+    ax.axhline(config.theta_high, color=STATE_COLOURS["ALERT"], ls="--", lw=0.8, label=r"$\theta_{high}$")
+    ax.axhline(config.theta_low, color=STATE_COLOURS["NORMAL"], ls=":", lw=0.8, label=r"$\theta_{low}$")
+    ax.axhline(0, color="black", lw=0.4)
+    finite = drift[np.isfinite(drift)]
+    if finite.size and float(np.max(np.abs(finite))) > 4 * config.theta_high:  # keep the thresholds readable
+        ax.set_yscale("symlog", linthresh=config.theta_high)
+        readable_symlog_ticks(ax.yaxis, config)
+    if legend_outside:
+        ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(frameon=False, fontsize=7, ncol=6, loc="lower left", bbox_to_anchor=(0.0, 1.0))
+    if title:
+        ax.set_title(title, pad=18 if not legend_outside else 6)
+    sns.despine(ax=ax)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
