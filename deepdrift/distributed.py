@@ -1,11 +1,12 @@
 """Calibration across ``torch.distributed`` ranks: each rank runs its own shard, every rank gets the same result.
 
-Moments are all-reduced exactly in float64 around the pooled mean: one all-reduce of the count-weighted means, then
-one of each rank's M2 and co-moment about the pooled mean (``deepdrift.stats.merge_moments`` is the same arithmetic
-in one process). Held-out reservoirs become a uniform sample of the union of every rank's held-out stream: the ranks
+Moments are all-reduced exactly in float64 around the pooled mean: first the count-weighted means, then each rank's
+M2 and (layer by layer) co-moment about the pooled mean; ``deepdrift.stats.merge_moments`` is the same arithmetic in
+one process. Held-out reservoirs become a uniform sample of the union of every rank's held-out stream: the ranks
 exchange their stream lengths, draw the same merge plan (seeded by ``CalibrationConfig.seed``), and gather only the
-rows the plan keeps. Every rank ends with identical numbers, whatever the order of the ranks (with two ranks even
-the rounding is the same), and equal bit for bit to ``merge_accumulators`` of the ranks' accumulators in rank order.
+rows the plan keeps. Every rank ends with identical numbers; which rank held which shard changes the moments only by
+float rounding (with two ranks, not at all), and the result equals ``merge_accumulators`` of the ranks'
+accumulators in rank order bit for bit on the CPU.
 
 Each rank splits its own stream into moment and held-out samples, so the result equals a one-process pass over the
 shards in rank order when every shard but the last holds a multiple of ``1 / holdout_fraction`` samples (5 by
@@ -97,6 +98,7 @@ def all_reduce_accumulators(
         local = accumulators.get(key)
         local = CalibrationAccumulator(config, shard=rank) if local is None else local
         merged[key] = _reduce(local, layout, per_rank, rng, rank, device, group)
+    logger.debug("merged %d context(s) over %d ranks on %s", len(keys), len(summaries), device)
     return merged
 
 
@@ -141,7 +143,7 @@ def _reduce(
     device: torch.device,
     group: ProcessGroup,
 ) -> CalibrationAccumulator:
-    """One context: moments by two all-reduces, the reservoir by one all-gather of the rows the plan keeps."""
+    """One context: moments by all-reduces, the reservoir by one all-gather of the rows the plan keeps."""
     config = local.config
     merged = CalibrationAccumulator(config)
     merged.moments = _reduce_moments(local, layout, per_rank, device, group)
@@ -170,21 +172,14 @@ def _reduce_moments(
         return result
     weighted = _all_sum([_weighted_or_zeros(mine.get(n), layout[n][0], device) for n in names], group)
     means = [w / totals[n] for n, w in zip(names, weighted, strict=True)]
-    parts = []
-    for n, mean in zip(names, means, strict=True):
-        features, tracked = layout[n]
-        m2, comoment = deviation_sums(mine[n], mean) if n in mine else (torch.zeros_like(mean), None)
-        parts.append(m2)
-        if tracked:
-            parts.append(
-                comoment
-                if comoment is not None
-                else torch.zeros(features, features, dtype=torch.float64, device=device)
-            )
-    sums = iter(_all_sum(parts, group))
-    for n, mean in zip(names, means, strict=True):
-        m2 = next(sums)
-        comoment = next(sums) if layout[n][1] else None
+    sums = [
+        deviation_sums(mine[n], mean) if n in mine else _no_sums(layout[n], device)
+        for n, mean in zip(names, means, strict=True)
+    ]
+    m2s = _all_sum([m2 for m2, _ in sums], group)
+    for n, mean, m2, (_, comoment) in zip(names, means, m2s, sums, strict=True):
+        if comoment is not None:  # in place, one layer at a time: no second copy of every co-moment
+            dist.all_reduce(comoment, op=dist.ReduceOp.SUM, group=group)
         result[n] = RunningMoments.from_state(totals[n], mean, m2, comoment)
     return result
 
@@ -193,6 +188,13 @@ def _weighted_or_zeros(moments: RunningMoments | None, features: int | None, dev
     if moments is None:  # this rank saw none of the layer's moment samples: it adds nothing to the sums
         return torch.zeros(int(features or 0), dtype=torch.float64, device=device)
     return count_weighted_mean(moments).to(device)
+
+
+def _no_sums(entry: tuple[int | None, bool], device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Zero M2 (and co-moment) of a rank that saw none of the layer's moment samples."""
+    features, tracked = int(entry[0] or 0), entry[1]
+    comoment = torch.zeros(features, features, dtype=torch.float64, device=device) if tracked else None
+    return torch.zeros(features, dtype=torch.float64, device=device), comoment
 
 
 def _gather_rows(

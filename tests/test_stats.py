@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepdrift.stats import JointReservoir, RunningMoments
+from deepdrift.stats import JointReservoir, RunningMoments, merge_moments, reservoir_merge_plan
 
 
 def test_moments_match_numpy():
@@ -39,6 +39,36 @@ def test_merge_of_any_split_equals_one_pass(n, cuts, offset, seed):
     np.testing.assert_allclose(merged.mean.numpy(), one.mean.numpy(), rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(merged.variance.numpy(), one.variance.numpy(), rtol=1e-8, atol=1e-9)
     np.testing.assert_allclose(merged.covariance.numpy(), one.covariance.numpy(), rtol=1e-8, atol=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(min_value=2, max_value=60),
+    cuts=st.lists(st.integers(min_value=0, max_value=60), max_size=6),
+    offset=st.floats(min_value=-1e6, max_value=1e6),
+    seed=st.integers(0, 2**16),
+)
+def test_one_step_merge_of_many_parts_equals_one_pass(n, cuts, offset, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=g, dtype=torch.float64) + offset
+    one = RunningMoments(track_covariance=True).update(x)
+    bounds = sorted({min(c, n) for c in cuts} | {0, n})
+    parts = [RunningMoments(track_covariance=True).update(x[a:b]) for a, b in pairwise(bounds)]
+    merged = merge_moments([*parts, RunningMoments(track_covariance=True)])  # an empty part changes nothing
+    assert merged.count == one.count
+    np.testing.assert_allclose(merged.mean.numpy(), one.mean.numpy(), rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(merged.variance.numpy(), one.variance.numpy(), rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(merged.covariance.numpy(), one.covariance.numpy(), rtol=1e-8, atol=1e-9)
+
+
+def test_reservoir_merge_plan_keeps_capacity_rows_from_stored_ones():
+    rng = np.random.default_rng(0)
+    plan = reservoir_merge_plan(seen=[1000, 3, 0, 50], held=[64, 3, 0, 50], capacity=64, rng=rng)
+    assert sum(len(p) for p in plan) == 64 and len(plan[2]) == 0
+    for p, held in zip(plan, [64, 3, 0, 50], strict=True):
+        assert len(set(p.tolist())) == len(p) and all(0 <= i < held for i in p)
+    everything = reservoir_merge_plan(seen=[5, 7], held=[5, 7], capacity=64, rng=rng)  # room for all: keep all
+    assert [p.tolist() for p in everything] == [list(range(5)), list(range(7))]
 
 
 def test_covariance_matches_torch_and_needs_tracking():
