@@ -219,12 +219,13 @@ def _accumulate(
             batches, total=total, desc="calibrating", unit="batch", disable=None if progress is None else not progress
         ):
             key = context_of(context, batch)
-            _, features = taps.run(lambda b=batch: forward(b))
+            x = primary_input(batch)
+            n = int(x.shape[0]) if x is not None and x.ndim >= 1 else None
+            _, features = taps.run(lambda b=batch: forward(b), batch_size=n)
             batch_size_of(features)
             if key not in accumulators:
                 accumulators[key] = start(key)
             accumulators[key].update(features)
-            x = primary_input(batch)
             if x is not None and x.ndim >= 1:
                 shapes.setdefault(key, tuple(int(s) for s in x.shape[1:]))
 

@@ -153,7 +153,7 @@ def layers(
     rule = taps.rule
     try:
         with torch.no_grad():
-            _, features = taps.run(lambda: net(torch.zeros(1, in_chans, img_size, img_size)))
+            _, features = taps.run(lambda: net(torch.zeros(1, in_chans, img_size, img_size)), batch_size=1)
     except (RuntimeError, ValueError, AssertionError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise _fail(

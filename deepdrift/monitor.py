@@ -5,7 +5,8 @@ max_batches=50)``, ``status, alerts = step(batch)``. The model's output is kept 
 only for the duration of each call, and drift is reported in calibrated sigma units.
 
 Thread safety: ``calibrate``, ``score`` and ``step`` on one monitor are serialised by a lock, so concurrent calls
-give exactly the results of some sequential order; ``last_output`` is per thread.
+give exactly the results of some sequential order; ``last_output`` is per thread, and a forward of the same model
+that another thread runs directly (outside the monitor) is never captured.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from .inputs import ForwardFn, call_model, primary_input
 from .layer_selection import LayerRequest
 from .modes import evaluation_mode
 from .observer import Alert, AlertKind, LayerObserver, MonitorState, ObserverConfig
-from .pooling import PoolingConfig
+from .pooling import Layout, PoolingConfig
 from .scores import DriftScorer, DriftStatistic, LayerScore, SampleScores
 from .status import LayerStatus, Status
 from .taps import LayerTaps, Tap
@@ -62,7 +63,9 @@ class DeepDriftMonitor:
         n_null_draws: resampled clean batches behind each layer's null law, per batch size (>= 100).
         statistic: per-layer test: ``combined`` (mean, peak and principal-axes shift, min-p), or one of
             ``mean_shift``, ``peak_shift``, ``principal``.
-        taps: an already built ``LayerTaps`` (replaces ``layers``/``layers_map``/``pooling``).
+        layouts: per-tap memory layout where the output's axes cannot be told from the module or the batch size,
+            e.g. ``{"encoder": "LNC"}`` for a sequence-first transformer (see ``PoolingConfig.layout``).
+        taps: an already built ``LayerTaps`` (replaces ``layers``/``layers_map``/``pooling``/``layouts``).
         scorer: an already built ``DriftScorer`` (replaces ``calibration_config``/``n_null_draws``/``statistic``).
 
     Example:
@@ -87,6 +90,7 @@ class DeepDriftMonitor:
         history_size: int | None = DEFAULT_MAX_STEPS,
         n_null_draws: int = 4000,
         statistic: DriftStatistic = "combined",
+        layouts: Mapping[str, Layout] | None = None,
         taps: LayerTaps | None = None,
         scorer: DriftScorer | None = None,
     ) -> None:
@@ -99,7 +103,9 @@ class DeepDriftMonitor:
         self.forward_fn = forward_fn
         if isinstance(layers, str):
             layers = [layers]
-        self._taps = taps or LayerTaps(model, arch_name=arch_name, layers=layers_map or layers, pooling=pooling)
+        self._taps = taps or LayerTaps(
+            model, arch_name=arch_name, layers=layers_map or layers, pooling=pooling, layouts=layouts
+        )
         template = scorer or DriftScorer(calibration_config, n_null_draws=n_null_draws, statistic=statistic)
         self._scorers: dict[Hashable, DriftScorer] = {None: template}
         self.history_size = history_size
@@ -273,7 +279,8 @@ class DeepDriftMonitor:
             if self.model.training:  # monitoring must not update batch-norm buffers or sample dropout
                 self._checks.training_mode()
             with evaluation_mode(self.model), torch.no_grad():
-                output, features = self._taps.run(lambda: call_model(self.model, batch, self.forward_fn))
+                output, features = self._taps.run(lambda: call_model(self.model, batch, self.forward_fn),
+                                                  batch_size=_batch_size(batch))
             scores = scorer.score_features(features)
         self.last_output = output
         return scores
@@ -288,7 +295,8 @@ class DeepDriftMonitor:
             key = context_of(context, batch)
             scorer = self._require_calibrated(key)
             with evaluation_mode(self.model), torch.no_grad():
-                output, features = self._taps.run(lambda: call_model(self.model, batch, self.forward_fn))
+                output, features = self._taps.run(lambda: call_model(self.model, batch, self.forward_fn),
+                                                  batch_size=_batch_size(batch))
             scores = scorer.score_samples(features)
         self.last_output = output
         return scores
@@ -398,6 +406,12 @@ class DeepDriftMonitor:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("this monitor was closed; create a new DeepDriftMonitor")
+
+
+def _batch_size(batch: Any) -> int | None:
+    """Samples in a batch as its primary input tensor says (None when the batch has no such tensor)."""
+    x = primary_input(batch)
+    return int(x.shape[0]) if x is not None and x.ndim >= 1 else None
 
 
 def _calibrated_input_shape(calibration: Calibration) -> tuple[int, ...] | None:

@@ -199,6 +199,8 @@ class LayerTaps:
         batch_size: int | None,
     ) -> Callable[..., None]:
         def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+            if threading.get_ident() != self._owner:
+                return  # a forward of the same model in another thread (a server calling it directly) is not ours
             if name in captured and name not in self._warned_refire:
                 self._warned_refire.add(name)
                 logger.warning("layer %r ran more than once in one forward pass; its last call is used", name)

@@ -279,3 +279,24 @@ def test_a_retrained_model_is_refused_when_the_weights_digest_was_recorded(small
 
     with pytest.raises(CalibrationMismatchError, match="digest"):
         DeepDriftMonitor(retrained, n_null_draws=500).load_calibration(path)
+
+
+def test_a_direct_forward_in_another_thread_is_not_captured(calibrated):
+    inputs = clean_batches(6, seed=12)
+    sequential = [[s.drift for s in calibrated.score(x).values()] for x in inputs]
+    stop = threading.Event()
+
+    def serve_directly():  # a server thread calling the same model with other inputs, outside the monitor
+        noise = torch.randn(16, 3, 16, 16) * 5
+        with torch.no_grad():
+            while not stop.is_set():
+                calibrated.model(noise)
+
+    server = threading.Thread(target=serve_directly)
+    server.start()
+    try:
+        for _ in range(3):
+            assert [[s.drift for s in calibrated.score(x).values()] for x in inputs] == sequential
+    finally:
+        stop.set()
+        server.join()
