@@ -6,7 +6,8 @@ The public surface is re-exported here; everything else is an implementation det
 import logging as _logging
 
 from ._version import __version__
-from .calibration import Calibration, CalibrationConfig
+from .calibration import Calibration, CalibrationAccumulator, CalibrationConfig
+from .distributed import all_reduce_accumulator, all_reduce_accumulators
 from .doctor import Diagnosis, DoctorConfig, FailureMode, diagnose_drift
 from .errors import (
     CalibrationMismatchError,
@@ -19,9 +20,10 @@ from .errors import (
     NotCalibratedError,
     UnsupportedOutputError,
 )
+from .merge import merge_accumulators
 from .monitor import DeepDriftMonitor
 from .observer import Alert, AlertKind, MonitorState, ObserverConfig
-from .pooling import PoolingConfig
+from .pooling import Layout, PoolingConfig
 from .scores import DriftScorer, LayerScore
 from .status import LayerStatus
 from .taps import ZONES, LayerTaps, Tap
@@ -32,6 +34,7 @@ __all__ = [
     "Alert",
     "AlertKind",
     "Calibration",
+    "CalibrationAccumulator",
     "CalibrationConfig",
     "CalibrationMismatchError",
     "CorruptCalibrationError",
@@ -47,6 +50,7 @@ __all__ = [
     "LayerScore",
     "LayerStatus",
     "LayerTaps",
+    "Layout",
     "MonitorState",
     "NonFiniteActivationError",
     "NotCalibratedError",
@@ -55,16 +59,20 @@ __all__ = [
     "Tap",
     "UnsupportedOutputError",
     "__version__",
+    "all_reduce_accumulator",
+    "all_reduce_accumulators",
     "diagnose_drift",
     "log_level",
+    "merge_accumulators",
     "plot_drift_profile",
     "plot_drift_timeline",
+    "render_report",
     "set_log_level",
 ]
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
-_LAZY = {"plot_drift_profile": "plots", "plot_drift_timeline": "plots"}
+_LAZY = {"plot_drift_profile": "plots", "plot_drift_timeline": "plots", "render_report": "report"}
 """Public names whose modules import heavy optional packages (matplotlib, seaborn): loaded on first use."""
 
 

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .calibration import Calibration, CalibrationConfig
+from .calibration import Calibration, CalibrationAccumulator, CalibrationConfig
 from .calibrator import ContextSpec, calibrate_contexts, calibration_metadata, check_pooling, context_of
 from .corrections import Correction, adjust_pvalues, check_correction
+from .distributed import unwrap_ddp
 from .errors import DeepDriftWarning, NotCalibratedError
 from .fingerprint import check_fingerprint, fingerprint_differences, fingerprint_model
 from .history import DEFAULT_MAX_STEPS, DriftHistory
@@ -112,6 +113,7 @@ class DeepDriftMonitor:
         self._lock = threading.RLock()
         self._local = threading.local()
         self._checks = UsageChecks()
+        self._running: dict[Hashable, CalibrationAccumulator] = {}  # kept only for contexts calibrated with update=True
         self._closed = False
         self._reset_observers()
 
@@ -192,8 +194,8 @@ class DeepDriftMonitor:
                 or a function ``batch -> context`` that splits one loader into several contexts. Scoring then
                 passes the same ``context=``. Other contexts keep their calibration; this one is replaced
                 (or continued, with ``update=True``).
-            weights_digest: also record a hash of the tapped layers' weights, so loading the file into a
-                retrained model of the same architecture is refused too (reads every tapped weight once).
+            weights_digest: also record a hash of the model's weights, so loading the file into a retrained
+                model of the same architecture is refused too (reads every weight once).
             update: add this loader's samples to the context's calibration instead of replacing it; the result
                 equals one pass over all loaders so far (moments exactly, held-out reservoir a uniform sample of
                 all held-out samples). A finished calibration keeps no M2 or co-moments, so the monitor keeps the
@@ -211,19 +213,16 @@ class DeepDriftMonitor:
             >>> for loader in loaders:  # doctest: +SKIP
             ...     monitor.calibrate(loader, update=True)
         """
-        from .distributed import unwrap_ddp
-
         if max_batches is not None:
             require_int("max_batches", max_batches, minimum=1)
         with self._lock:
             self._check_open()
-            running = self.__dict__.setdefault("_running_calibrations", {})  # accumulators kept for update=True
             model = unwrap_ddp(self.model)
             calibrations = calibrate_contexts(
                 self._taps, lambda batch: call_model(model, batch, self.forward_fn), self.model, loader,
                 max_batches, progress, context, self.scorer.calibration_config,
                 metadata=lambda: calibration_metadata(self.model, self.arch_name, self._taps),
-                weights_digest=weights_digest, update=update, distributed=distributed, running=running,
+                weights_digest=weights_digest, update=update, distributed=distributed, running=self._running,
                 current=lambda key: self._scorers[key].calibration if key in self._scorers else None,
             )
             for key, calibration in calibrations.items():
