@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from torch import nn
 
+from .block_taps import repeated_block_taps
 from .errors import DeepDriftWarning, LayerNotFoundError
 from .generic_taps import generic_taps
 
@@ -181,4 +182,5 @@ _RULES = (
     ("timm-feature-info", _timm_feature_info),
     ("torchvision-resnet", _torchvision_resnet),
     ("torchvision-vit", _torchvision_vit),
+    ("repeated-blocks", repeated_block_taps),
 )
