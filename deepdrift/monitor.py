@@ -100,7 +100,7 @@ class DeepDriftMonitor:
         self.arch_name = arch_name
         self.config = drift_config or ObserverConfig()
         self.correction = check_correction(correction)
-        self.on_alert = _callbacks(on_alert)
+        self.on_alert = on_alert
         self.forward_fn = forward_fn
         if isinstance(layers, str):
             layers = [layers]
@@ -131,6 +131,15 @@ class DeepDriftMonitor:
     @property
     def layer_names(self) -> list[str]:
         return self._taps.names
+
+    @property
+    def on_alert(self) -> tuple[AlertCallback, ...]:
+        """Callbacks called with every ``Alert``; assign one callable, several, or None."""
+        return self._on_alert
+
+    @on_alert.setter
+    def on_alert(self, callbacks: AlertCallback | Sequence[AlertCallback] | None) -> None:
+        self._on_alert = _callbacks(callbacks)
 
     @property
     def scorer(self) -> DriftScorer:

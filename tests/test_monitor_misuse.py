@@ -148,7 +148,8 @@ def test_a_raising_callback_is_isolated(calibrated, caplog):
     def broken(alert):
         raise RuntimeError("callback bug")
 
-    calibrated.on_alert = (broken, seen.append)
+    calibrated.on_alert = broken  # assigned after construction, as the original's attribute was
+    calibrated.on_alert = [*calibrated.on_alert, seen.append]
     x = clean_batches(1, seed=3)[0] * 6
     statuses = [calibrated.step(x)[0] for _ in range(3)]
     assert all(isinstance(s["0"], LayerStatus) for s in statuses if "0" in s) and len(statuses) == 3
