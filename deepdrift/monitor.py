@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,21 @@ from .validation import require_int
 logger = logging.getLogger(__name__)
 
 AlertCallback = Callable[[Alert], None]
+
+
+@dataclass
+class Observation:
+    """What a ``monitor.observe()`` block saw; filled when the block ends.
+
+    Attributes:
+        status: per-tap ``LayerStatus`` (as ``step`` returns it).
+        alerts: the alert events of this step.
+        scores: the raw per-tap ``LayerScore``s.
+    """
+
+    status: Status = field(default_factory=dict)
+    alerts: list[Alert] = field(default_factory=list)
+    scores: dict[str, LayerScore] = field(default_factory=dict)
 
 
 class DeepDriftMonitor:
@@ -323,6 +340,46 @@ class DeepDriftMonitor:
             status, alerts = self._advance(scores)
         self._notify(alerts)
         return status, alerts
+
+    @contextmanager
+    def observe(self, *, context: Hashable = None, batch_size: int | None = None) -> Iterator[Observation]:
+        """Watch the model's own forward pass in a ``with`` block, without a second forward.
+
+        The hooks record the one forward the block runs (with gradients enabled, in a training loop or under
+        ``torch.inference_mode``: features are detached); when the block ends, the batch is scored and every
+        layer's FSM advances, exactly as ``step`` would. The model runs in whatever mode it is in: features of a
+        model in training mode (dropout, batch-norm batch statistics) differ from an eval-mode calibration.
+
+        Args:
+            context: the calibrated context of this batch (a value, not a function: the batch is not seen).
+            batch_size: samples in the batch, to check each output's batch axis (recommended).
+
+        Example:
+            >>> with monitor.observe() as seen:  # doctest: +SKIP
+            ...     logits = model(x)
+            ...     loss = criterion(logits, y)
+            >>> loss.backward(); seen.status["layer3"].drift, seen.alerts  # doctest: +SKIP
+        """
+        if callable(context):
+            raise TypeError("observe() takes a context value; the batch is not seen, so a function cannot pick one")
+        if batch_size is not None:
+            require_int("batch_size", batch_size, minimum=1)
+        observation = Observation()
+        with self._lock:
+            self._check_open()
+            scorer = self._require_calibrated(context_of(context, None))
+            if self.model.training:
+                self._checks.warn_once(
+                    "observe_training",
+                    "observing a model in training mode: dropout and batch-norm batch statistics make its features "
+                    "differ from the eval-mode calibration, so drift is partly the mode. Observe in eval mode, or "
+                    "read drift relative to a clean training-mode baseline.",
+                )
+            with self._taps.capture(batch_size=batch_size) as captured:
+                yield observation
+            observation.scores = scorer.score_features(captured.features)
+            observation.status, observation.alerts = self._advance(observation.scores)
+        self._notify(observation.alerts)
 
     def reset(self) -> None:
         """Forget FSM states and history; keep the calibration."""

@@ -11,8 +11,9 @@ from __future__ import annotations
 import difflib
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any, get_args
 
 import torch
@@ -82,6 +83,13 @@ def build_taps(names: Sequence[str], labels: Sequence[str | None] | None = None)
             label = zones[i] if zones.count(zones[i]) == 1 else f"{zones[i]}:{short_name(name)}"
         taps.append(Tap(name=name, label=label, depth=i / (n - 1) if n > 1 else 0.0, zone=zones[i], index=i))
     return tuple(taps)
+
+
+@dataclass
+class Capture:
+    """What one ``LayerTaps.capture`` block recorded: ``{tap name: (batch, features)}``, filled when it ends."""
+
+    features: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class LayerTaps:
@@ -157,26 +165,49 @@ class LayerTaps:
             HookNotFiredError: a tapped module did not execute during the call.
             UnsupportedOutputError: an output's batch axis does not match ``batch_size`` or is ambiguous.
         """
+        with self.capture(batch_size=batch_size) as captured:
+            output = forward()
+        return output, captured.features
+
+    @contextmanager
+    def capture(self, *, batch_size: int | None = None) -> Iterator[Capture]:
+        """Attach the hooks for the duration of a ``with`` block in which the caller runs one forward pass itself;
+        ``capture.features`` holds ``{tap name: (batch, features)}`` after the block.
+
+        The hooks only record forwards of the thread that opened the block, and come off when it ends, whatever
+        happens inside. Other ``capture``/``run`` calls on this instance wait until the block ends.
+
+        Raises:
+            HookNotFiredError: (at the end of the block) a tapped module did not execute.
+        """
         if self._owner == threading.get_ident():
-            raise RuntimeError("LayerTaps.run was called again from inside its own forward; run the model directly.")
+            raise RuntimeError(
+                "LayerTaps.run/capture was called again from inside its own forward or capture block; run the "
+                "model directly inside the block."
+            )
         with self._lock:
             self._owner = threading.get_ident()
             try:
-                return self._run_locked(forward, batch_size)
+                result = Capture()
+                captured: dict[str, torch.Tensor] = {}
+                raw_shapes: dict[str, tuple[int, ...]] = {}
+                handles = []
+                try:
+                    for name, module in self._modules.items():
+                        hook = self._make_hook(name, captured, raw_shapes, batch_size)
+                        handles.append(module.register_forward_hook(hook))
+                    yield result
+                finally:
+                    for handle in handles:
+                        handle.remove()
+                result.features = self._collect(captured, raw_shapes)
             finally:
                 self._owner = None
 
-    def _run_locked(self, forward: Callable[[], Any], batch_size: int | None) -> tuple[Any, dict[str, torch.Tensor]]:
-        captured: dict[str, torch.Tensor] = {}
-        raw_shapes: dict[str, tuple[int, ...]] = {}
-        handles = []
-        try:
-            for name, module in self._modules.items():
-                handles.append(module.register_forward_hook(self._make_hook(name, captured, raw_shapes, batch_size)))
-            output = forward()
-        finally:
-            for handle in handles:
-                handle.remove()
+    def _collect(
+        self, captured: dict[str, torch.Tensor], raw_shapes: dict[str, tuple[int, ...]]
+    ) -> dict[str, torch.Tensor]:
+        """Check every tap fired, learn shapes and execution order once, and return features in tap order."""
         missing = [name for name in self._modules if name not in captured]
         if missing:
             raise HookNotFiredError(
@@ -189,7 +220,7 @@ class LayerTaps:
             self.taps = tuple(self._with_shapes(t) for t in self.taps)
         if not self.execution_order_known:
             self.set_order(list(captured))  # dict keeps first-fire order = execution order
-        return output, {t.name: captured[t.name] for t in self.taps}
+        return {t.name: captured[t.name] for t in self.taps}
 
     def _make_hook(
         self,
