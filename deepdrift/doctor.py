@@ -10,8 +10,7 @@ Rules (all on relative depth and significance, never on list positions):
 3. GLOBAL_COLLAPSE: every tap is significant, the profile is flat (its weakest tap still carries at least
    ``flat_ratio`` of the strongest) and it does not decay towards the output (the last tap drifts at least as much
    as the first): the whole network is off its reference, not one part of it. A profile that decays from the
-   input side is an input change the network partly absorbs, so rule 4 decides. (The decay condition was added
-   after the fault-localisation benchmark: input faults were called global in 27% of batches without it.)
+   input side is an input change the network partly absorbs, so rule 4 decides.
 4. Onset in the input-side zone (UV):
    - GEOMETRIC_COLLAPSE ("avalanche") when drift keeps growing with depth, ending at least ``avalanche_ratio``
      times the onset's drift at the output side (a small input change amplified by the network);

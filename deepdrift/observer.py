@@ -4,7 +4,7 @@ Drift arrives in sigma units (~N(0, 1) on clean data), so thresholds mean the sa
 Entering WARNING or ALERT needs the condition in ``persistence`` of the last ``persistence_window`` steps: with
 independent clean steps this turns a 0.13% per-step 3-sigma exceedance into a ~5e-6 chance of an ALERT event, while a
 real shift still alerts on its second batch. ALERT clears only at ``theta_low`` (hysteresis), and recovery wipes
-the trend history, so stale slopes cannot re-trigger a warning right after recovery (a flaw of the original).
+the trend history, so stale slopes cannot re-trigger a warning right after recovery.
 """
 
 from __future__ import annotations
