@@ -1,5 +1,8 @@
-"""Shared data floor: the data spec, Fashion-MNIST loading, tensor conversion, seeded splits and corruptions."""
+"""Shared data floor: the data spec, Fashion-MNIST / CIFAR-10 / CIFAR-10-C loading, tensors, splits, corruptions."""
 
+from experiments.data.checksums import Checksum, ChecksumError
+from experiments.data.cifar10 import Cifar10Release, load_cifar10
+from experiments.data.cifar10c import cifar10c_images
 from experiments.data.corruptions import (
     cached_corruption,
     corrupt_images,
@@ -22,14 +25,19 @@ __all__ = [
     "CLASSES",
     "MEAN",
     "STD",
+    "Checksum",
+    "ChecksumError",
+    "Cifar10Release",
     "DataSpec",
     "DataSplits",
     "DatasetUnavailableError",
     "cached_corruption",
+    "cifar10c_images",
     "corrupt_images",
     "corruption_family",
     "corruption_names",
     "fashion_mnist_dataset",
+    "load_cifar10",
     "load_fashion_mnist",
     "load_split",
     "make_splits",
