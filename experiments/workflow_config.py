@@ -3,8 +3,7 @@
 The workflow's rules read plain mappings and each study parses its own section with its ``from_config``; this
 module checks a set as a whole: every section, and the references between sections (a study's models must be
 configured; CIFAR-10-C needs the CIFAR-10 dataset). ``load_config_set("paper")`` loads a set the way Snakemake
-does; keys this version cannot honour yet (``data.dataset: cifar10``, ``pretrained: true``) load, and fail where
-the images or weights are loaded.
+does.
 """
 
 from __future__ import annotations
