@@ -26,13 +26,13 @@
 # similarity of two fingerprints is their Pearson correlation, i.e. they are alike when the *shape* of the drift
 # over depth and severity is alike, whatever its overall size.
 #
-# Run it on the default results (`make paper-figures` first), or set `DEEPDRIFT_SMOKE=1` for a smoke run on
-# `results/test` (or, if that is missing, on a tiny profile of an *untrained* CNN computed on the spot: smoke
-# numbers prove that the code runs, nothing more). `DEEPDRIFT_RESULTS=<folder>` points at another results set.
+# Run it on the default results (`make paper-figures` first), or set `DEEPDRIFT_SMOKE=1` for a smoke run on the
+# `test` config set's results (or, if they are missing, on a tiny profile of an *untrained* CNN computed on the
+# spot: smoke numbers prove that the code runs, nothing more). `DEEPDRIFT_RESULTS_DIR=<folder>` points it at
+# another results folder (see `experiments/results.py`).
 
 # %%
 import os
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -44,32 +44,27 @@ from scipy.spatial.distance import squareform
 from scipy.stats import spearmanr
 from sklearn.metrics import adjusted_rand_score
 
+from experiments.corruption import smoke_profile
+from experiments.results import Results
+
 SMOKE = os.environ.get("DEEPDRIFT_SMOKE", "0") == "1"
+CONFIG_SET = "test" if SMOKE else "default"
+results = Results.of(CONFIG_SET)
 
-
-def repo_root(start: Path) -> Path:
-    for folder in (start, *start.parents):
-        if (folder / "workflow" / "Snakefile").is_file():
-            return folder
-    return start
-
-
-ROOT = repo_root(Path.cwd())
-RESULTS = Path(os.environ.get("DEEPDRIFT_RESULTS", ROOT / ("results/test" if SMOKE else "results/default")))
-PROFILE = RESULTS / "corruption" / "drift_profile.csv.gz"
-
-if PROFILE.is_file():
-    profile = pd.read_csv(PROFILE, dtype={"tap": str})
-    source = str(PROFILE)
+if results.corruption_profile.is_file():
+    profile = pd.read_csv(results.corruption_profile, dtype={"tap": str})
+    source = str(results.corruption_profile)
 elif SMOKE:
-    from experiments.corruption.smoke import smoke_profile
-
     profile = smoke_profile()
     source = "smoke profile (untrained CNN, computed now)"
 else:
-    raise FileNotFoundError(f"{PROFILE} is missing: run `make paper-figures` (or set DEEPDRIFT_SMOKE=1)")
-print(f"profile from {source}: {profile['model'].nunique()} models, {profile['corruption'].nunique() - 1} "
-      f"corruptions, severities {sorted(profile['severity'].unique().tolist())}")
+    raise FileNotFoundError(
+        f"{results.corruption_profile} is missing: run `make paper-figures` (or set DEEPDRIFT_SMOKE=1)"
+    )
+print(
+    f"profile from {source}: {profile['model'].nunique()} models, {profile['corruption'].nunique() - 1} "
+    f"corruptions, severities {sorted(profile['severity'].unique().tolist())}"
+)
 
 # %% [markdown]
 # ## Fingerprints and their similarity, per model
@@ -92,13 +87,26 @@ def fingerprints(frame: pd.DataFrame) -> pd.DataFrame:
 
 models = list(dict.fromkeys(profile["model"]))
 prints = {m: fingerprints(profile[profile["model"] == m]) for m in models}
-similarity = {m: pd.DataFrame(p.to_numpy() @ p.to_numpy().T, index=p.index.get_level_values("corruption"),
-                              columns=p.index.get_level_values("corruption")) for m, p in prints.items()}
+similarity = {
+    m: pd.DataFrame(
+        p.to_numpy() @ p.to_numpy().T,
+        index=p.index.get_level_values("corruption"),
+        columns=p.index.get_level_values("corruption"),
+    )
+    for m, p in prints.items()
+}
 
 fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.8), squeeze=False, constrained_layout=True)
 for ax, model in zip(axes[0], models, strict=True):
-    sns.heatmap(similarity[model], ax=ax, cmap="vlag", vmin=-1, vmax=1, square=True,
-                cbar_kws={"label": "fingerprint correlation"})
+    sns.heatmap(
+        similarity[model],
+        ax=ax,
+        cmap="vlag",
+        vmin=-1,
+        vmax=1,
+        square=True,
+        cbar_kws={"label": "fingerprint correlation"},
+    )
     ax.set(title=model, xlabel="", ylabel="")
     ax.tick_params(labelsize=6)
 plt.show()
@@ -126,9 +134,16 @@ for model, p in prints.items():
         ari = adjusted_rand_score(families, clusters)
     else:
         clusters, ari = np.ones(len(families), dtype=int), np.nan
-    rows.append({"model": model, "corruptions": len(families), "families": n_families,
-                 "within-family similarity": within, "across-family similarity": across,
-                 "adjusted Rand index": ari})
+    rows.append(
+        {
+            "model": model,
+            "corruptions": len(families),
+            "families": n_families,
+            "within-family similarity": within,
+            "across-family similarity": across,
+            "adjusted Rand index": ari,
+        }
+    )
     print(model, dict(zip(p.index.get_level_values("corruption"), clusters.tolist(), strict=True)))
 family_table = pd.DataFrame(rows)
 display(family_table)
@@ -141,7 +156,7 @@ display(family_table)
 # %%
 agreement = []
 for i, a in enumerate(models):
-    for b in models[i + 1:]:
+    for b in models[i + 1 :]:
         common = [c for c in similarity[a].index if c in set(similarity[b].index)]
         if len(common) < 3:
             continue
@@ -160,10 +175,19 @@ display(pd.DataFrame(agreement, columns=["model A", "model B", "pairs", "spearma
 # %%
 severities = sorted(s for s in profile["severity"].unique() if s > 0)
 middle = severities[len(severities) // 2]
-by_family = (profile[profile["severity"] == middle].groupby(["model", "family", "depth"])["drift"].mean()
-             .reset_index())
-grid = sns.relplot(by_family, x="depth", y="drift", hue="family", col="model", kind="line", marker="o",
-                   height=2.6, aspect=1.2, facet_kws={"sharey": False})
+by_family = profile[profile["severity"] == middle].groupby(["model", "family", "depth"])["drift"].mean().reset_index()
+grid = sns.relplot(
+    by_family,
+    x="depth",
+    y="drift",
+    hue="family",
+    col="model",
+    kind="line",
+    marker="o",
+    height=2.6,
+    aspect=1.2,
+    facet_kws={"sharey": False},
+)
 grid.set_axis_labels("relative tap depth (0 = input side)", f"mean drift at severity {middle} (σ)")
 for ax in grid.axes.flat:
     ax.set_yscale("symlog", linthresh=3.0)

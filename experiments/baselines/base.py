@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 import torch
 
-from experiments.baselines.features import FeatureSet
+from experiments.features import FeatureSet
 
 
 class NotFittedError(RuntimeError):

@@ -10,6 +10,7 @@ Both rules below need nothing but the calibrated per-tap drift, which is ~N(0, 1
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -18,7 +19,7 @@ from torch import nn
 
 from deepdrift import CalibrationConfig, DriftScorer
 from experiments.baselines.base import BatchDetector, NotFittedError
-from experiments.baselines.features import FeatureSet
+from experiments.features import FeatureSet
 
 COMBINE_RULES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "max": lambda drift: drift.max(axis=-1),
@@ -35,6 +36,45 @@ def combine_drift(drift: np.ndarray, rule: str) -> np.ndarray:
         raise ValueError(f"unknown combine rule {rule!r}; use one of {sorted(COMBINE_RULES)}") from None
 
 
+class _SharedDrift:
+    """One fitted ``DriftScorer`` and its last per-tap drift, shared by every combination rule built from it."""
+
+    def __init__(self, calibration_config: CalibrationConfig, chunk_size: int) -> None:
+        self.scorer = DriftScorer(calibration_config)
+        self.chunk_size = chunk_size
+        self.tap_names: list[str] = []
+        self._fitted_on: FeatureSet | None = None
+        self._last: tuple[FeatureSet, np.ndarray, np.ndarray] | None = None
+
+    def fit(self, calib: FeatureSet) -> None:
+        if calib is self._fitted_on:
+            return  # a sibling rule fitted the shared scorer on these very features
+        if not calib.taps:
+            raise ValueError("DeepDrift needs tap features: extract the calibration FeatureSet with `taps=`")
+
+        def chunks() -> Iterator[dict[str, torch.Tensor]]:
+            for start in range(0, len(calib), self.chunk_size):
+                yield {name: x[start : start + self.chunk_size] for name, x in calib.taps.items()}
+
+        self.scorer.fit_features(chunks())
+        self.tap_names = list(self.scorer.calibration.names)
+        self._fitted_on, self._last = calib, None
+
+    def layer_drift(self, batch: FeatureSet, name: str) -> np.ndarray:
+        if not self.scorer.is_calibrated:
+            raise NotFittedError(f"{name}: call fit(calib_features) before scoring")
+        scores = self.scorer.score_features({tap: batch.taps[tap] for tap in self.tap_names})
+        return np.array([scores[tap].drift for tap in self.tap_names], dtype=np.float64)
+
+    def layer_drifts(self, pool: FeatureSet, batches: np.ndarray, name: str) -> np.ndarray:
+        """Per-tap drift of many batches; the same pool and batch array again returns the stored result."""
+        if self._last is not None and self._last[0] is pool and self._last[1] is batches:
+            return self._last[2]
+        drift = np.stack([self.layer_drift(pool.subset(idx), name) for idx in batches])
+        self._last = (pool, batches, drift)
+        return drift
+
+
 class DeepDriftDetector(BatchDetector):
     """Calibrated per-tap drift (sigma units) of DeepDrift, combined into one batch score.
 
@@ -43,6 +83,10 @@ class DeepDriftDetector(BatchDetector):
         combine: ``"max"`` or ``"stouffer"`` (see :data:`COMBINE_RULES`).
         calibration_config: DeepDrift's calibration settings (held-out share for the null, reservoir, seed).
         chunk_size: calibration features are fed in chunks of this many samples (moments are exact either way).
+
+    Example:
+        >>> by_max = DeepDriftDetector(combine="max").fit(calib)  # doctest: +SKIP
+        >>> by_sum = by_max.with_rule("stouffer")  # same scorer: fitted once, each batch scored once
     """
 
     def __init__(
@@ -56,32 +100,35 @@ class DeepDriftDetector(BatchDetector):
             raise ValueError(f"unknown combine rule {combine!r}; use one of {sorted(COMBINE_RULES)}")
         self.combine = combine
         self.name = f"DeepDrift ({combine})"
-        self.chunk_size = chunk_size
-        self.scorer = DriftScorer(calibration_config)
-        self.tap_names: list[str] = []
+        self._shared = _SharedDrift(calibration_config, chunk_size)
+
+    @property
+    def scorer(self) -> DriftScorer:
+        return self._shared.scorer
+
+    @property
+    def tap_names(self) -> list[str]:
+        return self._shared.tap_names
+
+    def with_rule(self, combine: str) -> DeepDriftDetector:
+        """The same calibrated per-tap drift combined by another rule (fit and per-tap scores are shared)."""
+        if combine not in COMBINE_RULES:
+            raise ValueError(f"unknown combine rule {combine!r}; use one of {sorted(COMBINE_RULES)}")
+        other = copy.copy(self)
+        other.combine, other.name = combine, f"DeepDrift ({combine})"
+        return other
 
     def fit(self, calib: FeatureSet) -> DeepDriftDetector:
-        if not calib.taps:
-            raise ValueError("DeepDrift needs tap features: extract the calibration FeatureSet with `taps=`")
-
-        def chunks() -> Iterator[dict[str, torch.Tensor]]:
-            for start in range(0, len(calib), self.chunk_size):
-                yield {name: x[start : start + self.chunk_size] for name, x in calib.taps.items()}
-
-        self.scorer.fit_features(chunks())
-        self.tap_names = list(self.scorer.calibration.names)
+        self._shared.fit(calib)
         return self
 
     def layer_drift(self, batch: FeatureSet) -> np.ndarray:
         """Drift of every tap (calibration order) for one batch, shape ``[K]``."""
-        if not self.scorer.is_calibrated:
-            raise NotFittedError(f"{self.name}: call fit(calib_features) before scoring")
-        scores = self.scorer.score_features({name: batch.taps[name] for name in self.tap_names})
-        return np.array([scores[name].drift for name in self.tap_names], dtype=np.float64)
+        return self._shared.layer_drift(batch, self.name)
 
     def layer_drifts(self, pool: FeatureSet, batches: np.ndarray) -> np.ndarray:
         """Per-tap drift of many batches drawn from ``pool``: ``[n_batches, K]``."""
-        return np.stack([self.layer_drift(pool.subset(idx)) for idx in batches])
+        return self._shared.layer_drifts(pool, batches, self.name)
 
     def batch_score(self, batch: FeatureSet) -> float:
         return float(combine_drift(self.layer_drift(batch), self.combine))

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from experiments.baselines.base import BatchDetector
-from experiments.baselines.features import FeatureSet
+from experiments.baselines.base import BatchDetector, NotFittedError
+from experiments.features import FeatureSet
 
 
 class _TorchDriftTest(BatchDetector):
@@ -36,8 +36,6 @@ class _TorchDriftTest(BatchDetector):
 
     def batch_score(self, batch: FeatureSet) -> float:
         if self._detector.base_outputs is None:
-            from experiments.baselines.base import NotFittedError
-
             raise NotFittedError(f"{self.name}: call fit(calib_features) before scoring")
         if len(batch) < self.min_batch_size:
             return float("nan")

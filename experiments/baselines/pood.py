@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from experiments.baselines.base import PerSampleDetector, as_numpy
-from experiments.baselines.features import FeatureSet, classifier_layer
+from experiments.features import FeatureSet, classifier_layer
 
 logger = logging.getLogger(__name__)
 

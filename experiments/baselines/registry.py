@@ -1,6 +1,8 @@
-"""Name -> detector factory, so studies ask for detectors by the names in their config.
+"""Name -> detector factory: every detector a study scores is built here, from the names in its config.
 
 Every factory is called as ``factory(model, **options)``; detectors that do not need the model ignore it.
+DeepDrift's combination rules are several names over one calibrated scorer: :func:`make_detectors` builds them
+on one shared scorer, so it is fitted once and scores each batch once, whichever rules a study asks for.
 """
 
 from __future__ import annotations
@@ -8,7 +10,8 @@ from __future__ import annotations
 import difflib
 import inspect
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from torch import nn
@@ -18,9 +21,11 @@ from experiments.baselines.deepdrift_detector import DeepDriftDetector
 from experiments.baselines.drift_tests import KernelMMD, KolmogorovSmirnov
 from experiments.baselines.pood import KNN, Energy, Mahalanobis, MaxSoftmax, ViM
 
+DEEPDRIFT_RULES: dict[str, str] = {"deepdrift_max": "max", "deepdrift_stouffer": "stouffer"}
+"""DeepDrift's registered names and the tap-combination rule each stands for."""
+
 DETECTORS: dict[str, Callable[..., BatchDetector]] = {
-    "deepdrift_max": lambda model, **kw: DeepDriftDetector(model, combine="max", **kw),
-    "deepdrift_stouffer": lambda model, **kw: DeepDriftDetector(model, combine="stouffer", **kw),
+    **{name: partial(DeepDriftDetector, combine=rule) for name, rule in DEEPDRIFT_RULES.items()},
     "msp": MaxSoftmax,
     "energy": Energy,
     "mahalanobis": Mahalanobis,
@@ -72,6 +77,11 @@ def detector_options(name: str) -> dict[str, Any]:
     }
 
 
+def option_source(name: str) -> str:
+    """The :data:`OPTION_SOURCES` key whose options configure detector ``name`` (``deepdrift`` for every rule)."""
+    return "deepdrift" if name in DEEPDRIFT_RULES else name
+
+
 def available_detectors() -> tuple[str, ...]:
     """Names accepted by :func:`make_detector`."""
     return tuple(DETECTORS)
@@ -92,13 +102,31 @@ def make_detector(name: str, model: nn.Module | None = None, **options: Any) -> 
 
 
 def make_detectors(
-    names: list[str] | tuple[str, ...],
+    names: Sequence[str],
     model: nn.Module | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, BatchDetector]:
-    """Several detectors at once; ``options[name]`` holds keyword arguments for one of them."""
+    """Several detectors at once, in ``names`` order; DeepDrift's rules share one scorer.
+
+    Args:
+        names: registered detector names.
+        model: the classifier (for detectors that read its head).
+        options: keyword arguments per :data:`OPTION_SOURCES` key (``deepdrift`` for every DeepDrift rule).
+
+    Raises:
+        ValueError: an unknown name, or options for a detector that ``names`` does not request.
+    """
     options = options or {}
-    unknown = set(options) - set(names)
+    unknown = set(options) - {option_source(name) for name in names}
     if unknown:
         raise ValueError(f"options given for detectors that are not requested: {sorted(unknown)}")
-    return {name: make_detector(name, model, **dict(options.get(name, {}))) for name in names}
+    detectors: dict[str, BatchDetector] = {}
+    deepdrift: DeepDriftDetector | None = None
+    for name in names:
+        if name in DEEPDRIFT_RULES and deepdrift is not None:
+            detectors[name] = deepdrift.with_rule(DEEPDRIFT_RULES[name])
+            continue
+        detectors[name] = make_detector(name, model, **dict(options.get(option_source(name), {})))
+        if name in DEEPDRIFT_RULES:
+            deepdrift = detectors[name]
+    return detectors

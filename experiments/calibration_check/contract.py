@@ -1,7 +1,7 @@
 """Is drift really ~N(0, 1) on held-out clean data, at every tap and batch size? (DESIGN.md section 3)
 
 Calibrate a monitor on the calibration split, then score many random batches of the disjoint held-out split
-at each batch size. Acceptance (issue 2): per tap and batch size, mean within +-0.5, sd within 0.6..1.6, and
+at each batch size. Acceptance: per tap and batch size, mean within +-0.5, sd within 0.6..1.6, and
 at most 1% of batches above 3.0; Gaussian pixel noise (std 0.5, normalised units) at batch 16 scores >= 5 at
 the first tap.
 """

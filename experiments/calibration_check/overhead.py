@@ -1,7 +1,7 @@
 """What does watching a model cost? ``monitor.step`` against a plain forward pass, measured as a ratio.
 
 Interleaved A/B (forward, step, forward, step, ...) with warm-up, median over repetitions, in one process, so
-machine noise hits both arms alike. The original claimed "<1% overhead" without a script; this is the script.
+machine noise hits both arms alike.
 """
 
 from __future__ import annotations

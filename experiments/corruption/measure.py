@@ -1,10 +1,9 @@
 """Per-model measurements: accuracy and batch scores of every detector on clean and corrupted pools.
 
-One forward pass per pool (:func:`experiments.baselines.extract_features`) feeds DeepDrift's taps and every
-baseline. DeepDrift is fitted once per model; its per-tap drift is stored for every batch, and the combined
-scores (``deepdrift_max``, ``deepdrift_stouffer``) are derived from those, with the same rules the registry's
-detectors use. The same batch indices are used for every corruption and severity (common random numbers), and
-clean batches come from the same images uncorrupted.
+One forward pass per pool (:func:`experiments.features.extract_features`) feeds DeepDrift's taps and every
+baseline. Every detector comes from the registry; DeepDrift's rules share one scorer, fitted once per model, whose
+per-tap drift is also stored for every batch. The same batch indices are used for every corruption and severity
+(common random numbers), and clean batches come from the same images uncorrupted.
 """
 
 from __future__ import annotations
@@ -20,21 +19,17 @@ import torch
 from torch import nn
 
 from deepdrift import LayerTaps
-from experiments.baselines import (
-    BatchDetector,
-    DeepDriftDetector,
-    FeatureSet,
-    combine_drift,
-    extract_features,
-    make_detectors,
-)
+from experiments.baselines import BatchDetector, DeepDriftDetector, make_detectors, option_source
 from experiments.corruption.config import CorruptionConfig
 from experiments.corruption.detection import draw_batches
+from experiments.features import FeatureSet, extract_features
 
 logger = logging.getLogger(__name__)
 
-DEEPDRIFT_PREFIX = "deepdrift_"
 TAP_PREFIX = "tap:"
+"""Column prefix of per-tap drift in the scores table."""
+TAP_DRIFT = "deepdrift_max"
+"""The DeepDrift detector whose shared per-tap drift fills the tap columns (every rule shares it)."""
 
 
 def tap_table(taps: LayerTaps) -> pd.DataFrame:
@@ -42,32 +37,36 @@ def tap_table(taps: LayerTaps) -> pd.DataFrame:
     return pd.DataFrame([{"tap": t.name, "label": t.label, "depth": t.depth, "zone": t.zone} for t in taps.taps])
 
 
-def fit_detectors(model: nn.Module, calib: FeatureSet, cfg: CorruptionConfig,
-                  ) -> tuple[DeepDriftDetector, dict[str, BatchDetector]]:
-    """DeepDrift (one scorer for every combine rule) and the peers' detectors, all fitted on ``calib``."""
-    deepdrift = DeepDriftDetector(model, **dict(cfg.method_options.get("deepdrift", {}))).fit(calib)
-    peers = [m for m in cfg.methods if not m.startswith(DEEPDRIFT_PREFIX)]
-    options = {k: v for k, v in cfg.method_options.items() if k in peers}
-    detectors = make_detectors(peers, model, options)
+def fit_detectors(
+    model: nn.Module,
+    calib: FeatureSet,
+    cfg: CorruptionConfig,
+) -> tuple[DeepDriftDetector, dict[str, BatchDetector]]:
+    """The configured detectors, built by the registry and fitted on ``calib``, and the per-tap DeepDrift one."""
+    names = list(dict.fromkeys((TAP_DRIFT, *cfg.methods)))
+    sources = {option_source(name) for name in names}
+    options = {source: given for source, given in cfg.method_options.items() if source in sources}
+    detectors = make_detectors(names, model, options)
     for name, detector in detectors.items():
         start = time.perf_counter()
         detector.fit(calib)
         logger.info("fitted %s in %.1f s", name, time.perf_counter() - start)
-    return deepdrift, detectors
+    return detectors[TAP_DRIFT], {name: detectors[name] for name in cfg.methods}
 
 
-def score_pool(pool: FeatureSet, batches: Mapping[int, np.ndarray], deepdrift: DeepDriftDetector,
-               detectors: Mapping[str, BatchDetector], cfg: CorruptionConfig) -> pd.DataFrame:
+def score_pool(
+    pool: FeatureSet,
+    batches: Mapping[int, np.ndarray],
+    deepdrift: DeepDriftDetector,
+    detectors: Mapping[str, BatchDetector],
+) -> pd.DataFrame:
     """One row per batch: batch size, index, every method's score and every tap's drift."""
     frames = []
     for batch_size, index in batches.items():
         drift = deepdrift.layer_drifts(pool, index)
         columns: dict[str, Any] = {"batch_size": batch_size, "batch": np.arange(len(index))}
-        for method in cfg.methods:
-            if method.startswith(DEEPDRIFT_PREFIX):
-                columns[method] = combine_drift(drift, method.removeprefix(DEEPDRIFT_PREFIX))
-            else:
-                columns[method] = detectors[method].batch_scores(pool, index)
+        for method, detector in detectors.items():
+            columns[method] = detector.batch_scores(pool, index)
         for k, name in enumerate(deepdrift.tap_names):
             columns[TAP_PREFIX + name] = drift[:, k]
         frames.append(pd.DataFrame(columns))
@@ -79,9 +78,14 @@ def accuracy(pool: FeatureSet) -> float:
     return float((pool.logits.argmax(1) == pool.labels).double().mean())
 
 
-def measure_model(model: nn.Module, to_input: Any, calib: tuple[np.ndarray, np.ndarray],
-                  clean: tuple[np.ndarray, np.ndarray], corrupted: list[tuple[dict[str, Any], np.ndarray]],
-                  cfg: CorruptionConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def measure_model(
+    model: nn.Module,
+    to_input: Any,
+    calib: tuple[np.ndarray, np.ndarray],
+    clean: tuple[np.ndarray, np.ndarray],
+    corrupted: list[tuple[dict[str, Any], np.ndarray]],
+    cfg: CorruptionConfig,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Scores and accuracies of one model on the clean pool and every corrupted pool.
 
     Args:
@@ -97,26 +101,43 @@ def measure_model(model: nn.Module, to_input: Any, calib: tuple[np.ndarray, np.n
     """
     taps = LayerTaps(model)
     bs = cfg.forward_batch_size
-    calib_features = extract_features(model, to_input(calib[0]), calib[1], taps, bs, desc="calibration")
+    calib_features = extract_features(
+        model, to_input(calib[0]), taps, labels=calib[1], batch_size=bs, desc="calibration"
+    )
     deepdrift, detectors = fit_detectors(model, calib_features, cfg)
     labels = torch.tensor(np.asarray(clean[1]), dtype=torch.long)
-    clean_pool = extract_features(model, to_input(clean[0]), labels, taps, bs, desc="clean")
+    clean_pool = extract_features(model, to_input(clean[0]), taps, labels=labels, batch_size=bs, desc="clean")
     rng_clean = np.random.default_rng([cfg.seed, 1])
     clean_batches = {b: draw_batches(len(clean_pool), b, cfg.n_clean_batches, rng_clean) for b in cfg.batch_sizes}
     rng_shift = np.random.default_rng([cfg.seed, 2])
     shift_batches = {b: draw_batches(len(clean_pool), b, cfg.n_batches, rng_shift) for b in cfg.batch_sizes}
-    scores = [score_pool(clean_pool, clean_batches, deepdrift, detectors, cfg).assign(
-        corruption="clean", family="clean", severity=0)]
-    acc = [{"corruption": "clean", "family": "clean", "severity": 0, "accuracy": accuracy(clean_pool),
-            "n_images": len(clean_pool)}]
+    scores = [
+        score_pool(clean_pool, clean_batches, deepdrift, detectors).assign(
+            corruption="clean", family="clean", severity=0
+        )
+    ]
+    acc = [
+        {
+            "corruption": "clean",
+            "family": "clean",
+            "severity": 0,
+            "accuracy": accuracy(clean_pool),
+            "n_images": len(clean_pool),
+        }
+    ]
     for entry, images in corrupted:
         start = time.perf_counter()
-        pool = extract_features(model, to_input(images), labels, taps, bs, desc=entry["corruption"])
+        pool = extract_features(model, to_input(images), taps, labels=labels, batch_size=bs, desc=entry["corruption"])
         meta = {"corruption": entry["corruption"], "family": entry["family"], "severity": entry["severity"]}
-        scores.append(score_pool(pool, shift_batches, deepdrift, detectors, cfg).assign(**meta))
+        scores.append(score_pool(pool, shift_batches, deepdrift, detectors).assign(**meta))
         acc.append({**meta, "accuracy": accuracy(pool), "n_images": len(pool)})
-        logger.info("%s s%d: accuracy %.3f (%.1f s)", entry["corruption"], entry["severity"], acc[-1]["accuracy"],
-                    time.perf_counter() - start)
+        logger.info(
+            "%s s%d: accuracy %.3f (%.1f s)",
+            entry["corruption"],
+            entry["severity"],
+            acc[-1]["accuracy"],
+            time.perf_counter() - start,
+        )
     front = ["corruption", "family", "severity", "batch_size", "batch"]
     frame = pd.concat(scores, ignore_index=True)
     frame = frame[front + [c for c in frame.columns if c not in front]]

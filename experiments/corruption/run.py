@@ -1,4 +1,8 @@
-"""Entry points of the corruption benchmark for the workflow (one per rule), and for notebooks."""
+"""The corruption benchmark's workflow entries, one per rule: corrupt the held-out set, measure a model, report.
+
+Each entry takes the checked config set, the rule's named inputs and its named outputs, and checks those names
+against the tuples declared beside it (:mod:`experiments.rule_io`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,54 +30,61 @@ from experiments.corruption.summary import (
     severity_table,
     tap_scores,
 )
-from experiments.data import DataSpec, normalisation, to_model_input
+from experiments.data import normalisation, to_model_input
 from experiments.figures import save_figure, write_table
-from experiments.models.zoo import ModelSpec, load_model
+from experiments.models.zoo import load_model
+from experiments.rule_io import Files, by_model, checked, output_paths
+
+if TYPE_CHECKING:
+    from experiments.workflow_config import WorkflowConfig
 
 logger = logging.getLogger(__name__)
 
+IMAGES_INPUTS: tuple[str, ...] = ()
+IMAGES_OUTPUTS = ("manifest",)
+MEASURE_INPUTS = ("weights", "manifest")
+MEASURE_OUTPUTS = ("scores", "accuracy", "taps")
+REPORT_INPUTS = ("scores", "accuracy", "taps", "metrics")
+REPORT_OUTPUTS = (
+    "detection", "detection_layers", "drift_profile", "mri", "severity", "detection_figure", "clean_accuracy",
+    "auroc", "tpr", "layer_auroc", "drift_accuracy",
+)  # fmt: skip
 
-def build_corrupted_heldout(
-    data_cfg: Mapping[str, Any], study_cfg: Mapping[str, Any], cache_dir: str | Path, manifest_out: str | Path
+
+def images(
+    cfg: WorkflowConfig, inputs: Mapping[str, Files], outputs: Mapping[str, Files], *, cache_dir: str | Path
 ) -> dict[str, Any]:
     """Rule ``corruption_images``: the cached corrupted held-out set and its manifest."""
-    data = DataSpec.from_config(data_cfg)
-    return build_corrupted_set(data, CorruptionConfig.from_config(study_cfg), cache_dir, manifest_out)
+    checked(inputs, IMAGES_INPUTS, "input", "corruption_images")
+    out = output_paths(outputs, IMAGES_OUTPUTS, "corruption_images")
+    return build_corrupted_set(cfg.data, cfg.corruption, cache_dir, out["manifest"])
 
 
-def measure_corruption(
-    model_key: str,
-    model_cfg: Mapping[str, Any],
-    weights: str | Path,
-    data_cfg: Mapping[str, Any],
-    study_cfg: Mapping[str, Any],
-    manifest: str | Path,
-    out_scores: str | Path,
-    out_accuracy: str | Path,
-    out_taps: str | Path,
-) -> None:
+def measure(cfg: WorkflowConfig, inputs: Mapping[str, Files], outputs: Mapping[str, Files], *, model: str) -> None:
     """Rule ``corruption_measure``: batch scores of every detector and accuracy of one trained model."""
-    cfg = CorruptionConfig.from_config(study_cfg)
-    data = DataSpec.from_config(data_cfg)
-    spec = ModelSpec.from_config(model_key, model_cfg)
-    model = load_model(spec, data, weights)
+    where = f"corruption_measure[{model}]"
+    given = checked(inputs, MEASURE_INPUTS, "input", where)
+    out = output_paths(outputs, MEASURE_OUTPUTS, where)
+    spec, data = cfg.models[model], cfg.data
+    net = load_model(spec, data, given["weights"])
     mean, std = normalisation(data)
 
     def to_input(images: np.ndarray) -> Any:
         return to_model_input(images, size=data.img_size, channels=spec.in_chans, mean=mean, std=std)
 
     splits = data.splits()
-    info = load_manifest(manifest)
+    info = load_manifest(given["manifest"])
     indices = np.asarray(info["indices"])
     if np.intersect1d(indices, splits.calib).size:
         raise RuntimeError("the corrupted pool overlaps the calibration split; rebuild the manifest")
     corrupted = [(entry, load_entry(entry)) for entry in info["entries"]]
     scores, accuracy, taps = measure_model(
-        model, to_input, test_split_images(data, splits.calib), test_split_images(data, indices), corrupted, cfg
-    )
-    write_csv(scores, out_scores)
-    write_csv(accuracy.assign(model=model_key), out_accuracy)
-    write_csv(taps.assign(model=model_key), out_taps)
+        net, to_input, test_split_images(data, splits.calib), test_split_images(data, indices), corrupted,
+        cfg.corruption,
+    )  # fmt: skip
+    write_csv(scores, out["scores"])
+    write_csv(accuracy.assign(model=model), out["accuracy"])
+    write_csv(taps.assign(model=model), out["taps"])
 
 
 def load_results(
@@ -89,40 +100,62 @@ def load_results(
     return pd.concat(methods, ignore_index=True), pd.concat(tap_frames, ignore_index=True), acc
 
 
-def corruption_report(
-    scores: Mapping[str, str | Path],
-    accuracy: Mapping[str, str | Path],
-    taps: Mapping[str, str | Path],
-    metrics: Mapping[str, str | Path],
-    study_cfg: Mapping[str, Any],
-    out: Mapping[str, str | Path],
-) -> pd.DataFrame:
-    """Rule ``corruption_report``: detection metrics, figures and tables from every model's measurements.
+def report(cfg: WorkflowConfig, inputs: Mapping[str, Files], outputs: Mapping[str, Files]) -> pd.DataFrame:
+    """Rule ``corruption_report``: detection metrics, figures and tables from every model's measurements."""
+    given = checked(inputs, REPORT_INPUTS, "input", "corruption_report")
+    out = output_paths(outputs, REPORT_OUTPUTS, "corruption_report")
+    models = cfg.corruption.models
+    per_model = {name: by_model(given[name], models, f"corruption_report input {name!r}") for name in REPORT_INPUTS}
+    return corruption_report(cfg.corruption, *(per_model[name] for name in REPORT_INPUTS), out)
 
-    ``out`` maps ``detection``, ``layers``, ``profile`` (CSV paths) and the figure/table stems ``mri``,
-    ``severity``, ``detection_figure``, ``clean_accuracy``, ``auroc``, ``tpr``, ``layer_auroc``, ``drift_accuracy``.
+
+def corruption_report(
+    study: CorruptionConfig,
+    scores: Mapping[str, Path],
+    accuracy: Mapping[str, Path],
+    taps: Mapping[str, Path],
+    metrics: Mapping[str, Path],
+    out: Mapping[str, Path],
+) -> pd.DataFrame:
+    """Detection metrics, figures and tables from every model's measurements (``{model: path}`` inputs).
+
+    ``out`` maps every name of :data:`REPORT_OUTPUTS` to a CSV path (raw tables) or a figure/table stem.
     """
-    cfg = CorruptionConfig.from_config(study_cfg)
     methods, taps_long, acc = load_results(scores, accuracy, taps)
     results = detection_results(methods, by="method")
     layers = detection_results(taps_long.drop(columns="label"), by="tap", value="drift")
     layers = layers.merge(taps_long[["model", "tap", "label", "depth", "zone"]].drop_duplicates(), on=["model", "tap"])
-    profile = drift_profile(taps_long, cfg.profile_batch_size)
+    profile = drift_profile(taps_long, study.profile_batch_size)
     cells = accuracy_vs_drift(profile, acc)
     correlation = drift_accuracy_correlation(cells)
-    for key, frame in (("detection", results), ("layers", layers), ("profile", profile)):
+    for key, frame in (("detection", results), ("detection_layers", layers), ("drift_profile", profile)):
         write_csv(frame, out[key])
-    save_figure(mri_figure(profile, cfg.mri_severity, cfg.corruptions, cfg.profile_batch_size), out["mri"])
+    save_figure(mri_figure(profile, study.mri_severity, study.corruptions, study.profile_batch_size), out["mri"])
     save_figure(severity_figure(profile, cells, correlation), out["severity"])
     save_figure(detection_figure(results), out["detection_figure"])
     model_metrics = {m: json.loads(Path(p).read_text()) for m, p in metrics.items()}
+    _write_tables(out, results, layers, correlation, clean_accuracy_table(model_metrics, acc), study.corruptions,
+                  study.profile_batch_size)  # fmt: skip
+    logger.info("report written for models %s", list(scores))
+    return results
+
+
+def _write_tables(
+    out: Mapping[str, Path],
+    results: pd.DataFrame,
+    layers: pd.DataFrame,
+    correlation: pd.DataFrame,
+    clean_accuracy: pd.DataFrame,
+    corruptions: tuple[str, ...],
+    batch_size: int,
+) -> None:
     write_table(
-        clean_accuracy_table(model_metrics, acc),
+        clean_accuracy,
         out["clean_accuracy"],
         float_format="%.4f",
         caption="Clean accuracy: whole held-out split (training run) and the benchmark's image pool.",
     )
-    n_cor = len(cfg.corruptions)
+    n_cor = len(corruptions)
     write_table(
         severity_table(results, "auroc"),
         out["auroc"],
@@ -139,7 +172,5 @@ def corruption_report(
     write_table(
         correlation,
         out["drift_accuracy"],
-        caption=f"Spearman correlation of accuracy drop with mean drift at batch {cfg.profile_batch_size}.",
+        caption=f"Spearman correlation of accuracy drop with mean drift at batch {batch_size}.",
     )
-    logger.info("report written for models %s", list(scores))
-    return results

@@ -96,10 +96,12 @@ def study_split(data: DiffusionData, eval_spec: EvalSpec, n_train: int, seed: in
     scored = train if size == n_train else balanced_pick(labels, train, size, np.random.default_rng([seed, 2]))
     needed = eval_spec.n_calib + eval_spec.n_null_sets * size
     if needed > reserved.size:
-        raise ValueError(f"the held-out pool has {reserved.size} images but {needed} are needed "
-                         "(n_calib + n_null_sets * min(N, score_batch_max)); raise data.n_reserved")
+        raise ValueError(
+            f"the held-out pool has {reserved.size} images but {needed} are needed "
+            "(n_calib + n_null_sets * min(N, score_batch_max)); raise data.n_reserved"
+        )
     calib = np.sort(reserved[: eval_spec.n_calib])
-    rest = reserved[eval_spec.n_calib:]
+    rest = reserved[eval_spec.n_calib :]
     rng = np.random.default_rng([data.split_seed, 3])
     null_sets = []
     for _ in range(eval_spec.n_null_sets):
@@ -107,3 +109,23 @@ def study_split(data: DiffusionData, eval_spec: EvalSpec, n_train: int, seed: in
         null_sets.append(chosen)
         rest = np.setdiff1d(rest, chosen)
     return StudySplit(train=train, scored_train=scored, calib=calib, null_sets=tuple(null_sets))
+
+
+@dataclass(frozen=True)
+class SplitImages:
+    """The images of one split: all training images, the scored ones, calibration and null sets, in [-1, 1]."""
+
+    train: torch.Tensor
+    scored: torch.Tensor
+    calib: torch.Tensor
+    null_sets: tuple[torch.Tensor, ...]
+
+
+def split_images(data: DiffusionData, split: StudySplit) -> SplitImages:
+    """Load the images a split indexes."""
+    return SplitImages(
+        train=images_of(data, split.train),
+        scored=images_of(data, split.scored_train),
+        calib=images_of(data, split.calib),
+        null_sets=tuple(images_of(data, s) for s in split.null_sets),
+    )

@@ -18,8 +18,7 @@ import pandas as pd
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
-from deepdrift import CalibrationConfig, DeepDriftMonitor
-from deepdrift.pooling import pool_output
+from deepdrift import CalibrationConfig, DeepDriftMonitor, LayerTaps
 
 logger = logging.getLogger(__name__)
 
@@ -34,31 +33,50 @@ def fixed_noise(shape: tuple[int, ...], seed: int, t: int, draw: int) -> torch.T
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed * 1_000_003 + t * 1_009 + draw))
 
 
-def noised_batches(x: torch.Tensor, scheduler: DDPMScheduler, t: int, noise: torch.Tensor,
-                   chunk: int = 256) -> list[dict[str, torch.Tensor]]:
+def noised_batches(
+    x: torch.Tensor, scheduler: DDPMScheduler, t: int, noise: torch.Tensor, chunk: int = 256
+) -> list[dict[str, torch.Tensor]]:
     """``x`` noised to timestep t, as monitor-ready dict batches of at most ``chunk`` images."""
     timesteps = torch.full((len(x),), t, dtype=torch.long)
     x_t = scheduler.add_noise(x, noise, timesteps)
     return [{"sample": s, "timestep": ts} for s, ts in zip(x_t.split(chunk), timesteps.split(chunk), strict=True)]
 
 
-def calibrated_unet_monitor(model: UNet2DModel, scheduler: DDPMScheduler, calib: torch.Tensor, t: int,
-                            noise_seed: int, n_null_draws: int = 2000,
-                            layers: Sequence[str] | None = None) -> DeepDriftMonitor:
+def calibrated_unet_monitor(
+    model: UNet2DModel,
+    scheduler: DDPMScheduler,
+    calib: torch.Tensor,
+    t: int,
+    noise_seed: int,
+    n_null_draws: int = 2000,
+    layers: Sequence[str] | None = None,
+) -> DeepDriftMonitor:
     """Monitor on the U-Net's blocks, calibrated on held-out images noised to ``t`` (fixed calibration noise).
 
     ``layers`` overrides the automatic block taps (e.g. individual resnets, for a finer anatomy).
     """
-    monitor = DeepDriftMonitor(model, arch_name="UNet2DModel", forward_fn=unet_forward, layers=layers,
-                               calibration_config=CalibrationConfig(seed=noise_seed), n_null_draws=n_null_draws)
+    monitor = DeepDriftMonitor(
+        model,
+        arch_name="UNet2DModel",
+        forward_fn=unet_forward,
+        layers=layers,
+        calibration_config=CalibrationConfig(seed=noise_seed),
+        n_null_draws=n_null_draws,
+    )
     noise = fixed_noise(tuple(calib.shape), noise_seed + 1, t, 0)
     monitor.calibrate(noised_batches(calib, scheduler, t, noise), progress=False)
     return monitor
 
 
 @torch.no_grad()
-def score_sets(monitor: DeepDriftMonitor, scheduler: DDPMScheduler, sets: Mapping[str, torch.Tensor], t: int,
-               noise_seed: int, draws: int) -> pd.DataFrame:
+def score_sets(
+    monitor: DeepDriftMonitor,
+    scheduler: DDPMScheduler,
+    sets: Mapping[str, torch.Tensor],
+    t: int,
+    noise_seed: int,
+    draws: int,
+) -> pd.DataFrame:
     """Drift per block for each named set (one batch = the whole set) and noise draw, in long format."""
     sizes = {len(x) for x in sets.values()}
     if len(sizes) != 1:
@@ -73,9 +91,17 @@ def score_sets(monitor: DeepDriftMonitor, scheduler: DDPMScheduler, sets: Mappin
     return pd.DataFrame(rows, columns=["set", "block", "block_index", "draw", "drift", "statistic"])
 
 
-def drift_vs_null(model: UNet2DModel, scheduler: DDPMScheduler, calib: torch.Tensor, scored: torch.Tensor,
-                  null_sets: Sequence[torch.Tensor], t: int, noise_seed: int, draws: int,
-                  layers: Sequence[str] | None = None) -> pd.DataFrame:
+def drift_vs_null(
+    model: UNet2DModel,
+    scheduler: DDPMScheduler,
+    calib: torch.Tensor,
+    scored: torch.Tensor,
+    null_sets: Sequence[torch.Tensor],
+    t: int,
+    noise_seed: int,
+    draws: int,
+    layers: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """Calibrate at ``t`` and score the training set (``'train'``) and each null set (``'null<j>'``) per block."""
     monitor = calibrated_unet_monitor(model, scheduler, calib, t, noise_seed, layers=layers)
     sets = {"train": scored} | {f"null{j}": x for j, x in enumerate(null_sets)}
@@ -85,24 +111,10 @@ def drift_vs_null(model: UNet2DModel, scheduler: DDPMScheduler, calib: torch.Ten
 @torch.no_grad()
 def block_geometry(model: UNet2DModel, example: torch.Tensor) -> pd.DataFrame:
     """Channels, spatial size and pooled feature count (as the monitor scores it) of each tapped block's output:
-    what "the bottleneck" is compared against."""
-    monitor = DeepDriftMonitor(model, forward_fn=unet_forward)
-    shapes: dict[str, tuple[int, ...]] = {}
-    pooled: dict[str, int] = {}
-    handles = []
-    try:
-        for tap in monitor.taps:
-            def hook(_m, _i, out, name=tap.name):
-                tensor = out[0] if isinstance(out, tuple) else out
-                shapes[name] = tuple(tensor.shape[1:])
-                pooled[name] = int(pool_output(out, monitor.pooling).shape[1])
-            handles.append(model.get_submodule(tap.name).register_forward_hook(hook))
-        unet_forward(model, {"sample": example[:2], "timestep": torch.zeros(2, dtype=torch.long)})
-    finally:
-        for handle in handles:
-            handle.remove()
-    rows = [(tap.name, tap.index, shapes[tap.name][0], shapes[tap.name][1], shapes[tap.name][2])
-            for tap in monitor.taps]
-    frame = pd.DataFrame(rows, columns=["block", "block_index", "channels", "height", "width"])
-    frame["pooled_features"] = [pooled[name] for name in frame["block"]]
+    what "the bottleneck" is compared against. The taps record both on one forward pass of two examples."""
+    taps = LayerTaps(model)
+    batch = {"sample": example[:2], "timestep": torch.zeros(2, dtype=torch.long)}
+    taps.run(lambda: unet_forward(model, batch), batch_size=2)
+    rows = [(t.name, t.index, *t.raw_shape, t.n_features) for t in taps.taps]
+    frame = pd.DataFrame(rows, columns=["block", "block_index", "channels", "height", "width", "pooled_features"])
     return frame.sort_values("block_index").reset_index(drop=True)

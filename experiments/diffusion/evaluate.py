@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from experiments.diffusion.config import DiffusionData, EvalSpec, TrainSpec, UNetSpec
-from experiments.diffusion.data import StudySplit, images_of
+from experiments.diffusion.data import StudySplit, split_images
 from experiments.diffusion.drift import block_geometry, drift_vs_null
 from experiments.diffusion.loss_gap import loss_gap_test, per_image_losses
 from experiments.diffusion.memorisation import memorisation_row, nearest_neighbours
@@ -33,29 +33,21 @@ class RunResults:
     samples: dict[str, torch.Tensor]
 
 
-@dataclass(frozen=True)
-class StudyImages:
-    """The image tensors of one (N, seed) split: all training images, the scored ones, calibration, null sets."""
-
-    train: torch.Tensor
-    scored: torch.Tensor
-    calib: torch.Tensor
-    null_sets: tuple[torch.Tensor, ...]
-
-
-def load_images(data: DiffusionData, split: StudySplit) -> StudyImages:
-    return StudyImages(train=images_of(data, split.train), scored=images_of(data, split.scored_train),
-                   calib=images_of(data, split.calib), null_sets=tuple(images_of(data, s) for s in split.null_sets))
-
-
-def evaluate_run(checkpoints: dict[int, str | None], data: DiffusionData, unet: UNetSpec, train_spec: TrainSpec,
-                 spec: EvalSpec, split: StudySplit, seed: int) -> RunResults:
+def evaluate_run(
+    checkpoints: dict[int, str | None],
+    data: DiffusionData,
+    unet: UNetSpec,
+    train_spec: TrainSpec,
+    spec: EvalSpec,
+    split: StudySplit,
+    seed: int,
+) -> RunResults:
     """Measure every checkpoint of one run.
 
     Returns:
         ``RunResults`` whose frames carry ``n_train``, ``seed`` and ``step`` columns (drift also ``t``, ``set``).
     """
-    images = load_images(data, split)
+    images = split_images(data, split)
     n_train = len(images.train)
     scheduler = build_scheduler(train_spec)
     model = build_unet(unet, data.img_size, data.channels)
@@ -75,17 +67,39 @@ def evaluate_run(checkpoints: dict[int, str | None], data: DiffusionData, unet: 
             mem_rows.append({"step": step, **memorisation_row(samples, images.train, spec.memorisation_ratio)})
             train_losses = per_image_losses(model, scheduler, images.scored, spec.loss_draws, spec.noise_seed)
             held_losses = per_image_losses(model, scheduler, images.null_sets[0], spec.loss_draws, spec.noise_seed)
-            loss_rows.append({"step": step, **loss_gap_test(train_losses, held_losses, spec.n_bootstrap,
-                                                            spec.noise_seed + step)})
+            loss_rows.append(
+                {"step": step, **loss_gap_test(train_losses, held_losses, spec.n_bootstrap, spec.noise_seed + step)}
+            )
             for t in spec.timesteps:
-                drift_frames.append(drift_vs_null(model, scheduler, images.calib, images.scored, images.null_sets, t,
-                                                  spec.noise_seed, spec.noise_draws).assign(step=step))
-        logger.info("N=%d seed=%d step %d: memorised %.2f, loss gap %.4f (%.1f s)", n_train, seed, step,
-                    mem_rows[-1]["memorised_fraction"], loss_rows[-1]["loss_gap"], time.perf_counter() - began)
+                drift_frames.append(
+                    drift_vs_null(
+                        model,
+                        scheduler,
+                        images.calib,
+                        images.scored,
+                        images.null_sets,
+                        t,
+                        spec.noise_seed,
+                        spec.noise_draws,
+                    ).assign(step=step)
+                )
+        logger.info(
+            "N=%d seed=%d step %d: memorised %.2f, loss gap %.4f (%.1f s)",
+            n_train,
+            seed,
+            step,
+            mem_rows[-1]["memorised_fraction"],
+            loss_rows[-1]["loss_gap"],
+            time.perf_counter() - began,
+        )
     tag = {"n_train": n_train, "seed": seed}
     nb = nearest_neighbours(samples, images.train)
-    final = {"samples": samples, "nearest": images.train[torch.as_tensor(nb.first)],
-             "ratio": torch.as_tensor(nb.ratio), "d_first": torch.as_tensor(nb.d_first)}
+    final = {
+        "samples": samples,
+        "nearest": images.train[torch.as_tensor(nb.first)],
+        "ratio": torch.as_tensor(nb.ratio),
+        "d_first": torch.as_tensor(nb.d_first),
+    }
     return RunResults(
         memorisation=pd.DataFrame(mem_rows).assign(**tag),
         loss=pd.DataFrame(loss_rows).assign(**tag),

@@ -13,9 +13,15 @@ def build_unet(spec: UNetSpec, img_size: int, channels: int = 1) -> UNet2DModel:
     """``UNet2DModel`` with plain down/up blocks; ``attention`` adds self-attention in the mid block only."""
     n = len(spec.block_out_channels)
     return UNet2DModel(
-        sample_size=img_size, in_channels=channels, out_channels=channels, layers_per_block=spec.layers_per_block,
-        block_out_channels=tuple(spec.block_out_channels), down_block_types=("DownBlock2D",) * n,
-        up_block_types=("UpBlock2D",) * n, add_attention=spec.attention, norm_num_groups=spec.norm_num_groups,
+        sample_size=img_size,
+        in_channels=channels,
+        out_channels=channels,
+        layers_per_block=spec.layers_per_block,
+        block_out_channels=tuple(spec.block_out_channels),
+        down_block_types=("DownBlock2D",) * n,
+        up_block_types=("UpBlock2D",) * n,
+        add_attention=spec.attention,
+        norm_num_groups=spec.norm_num_groups,
     )
 
 
@@ -39,8 +45,8 @@ def ddim_from(scheduler: DDPMScheduler) -> DDIMScheduler:
 class EMA:
     """Exponential moving average of parameters (buffers copied): the weights that sample and get scored.
 
-    Memorisation shows far more clearly in EMA weights (DESIGN.md section 5: 0.81 memorised with EMA), so the
-    study evaluates the EMA model at every checkpoint, as DDPM practice does.
+    Memorisation shows far more clearly in EMA weights than in the raw ones, so the study evaluates the EMA model
+    at every checkpoint, as DDPM practice does.
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:

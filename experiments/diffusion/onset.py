@@ -26,8 +26,10 @@ def drift_gaps(drift: pd.DataFrame, alpha: float) -> pd.DataFrame:
     per_set = drift.groupby([*keys, "set"], sort=False)["drift"].mean().reset_index()
     train = per_set[per_set["set"] == "train"].set_index(keys)["drift"].rename("train_drift")
     null = per_set[per_set["set"] != "train"].groupby(keys)["drift"]
-    frame = pd.concat([train, null.mean().rename("null_mean"), null.std(ddof=1).rename("null_sd"),
-                       null.max().rename("null_max")], axis=1).reset_index()
+    frame = pd.concat(
+        [train, null.mean().rename("null_mean"), null.std(ddof=1).rename("null_sd"), null.max().rename("null_max")],
+        axis=1,
+    ).reset_index()
     frame["gap"] = frame["train_drift"] - frame["null_mean"]
     frame["gap_z"] = frame["gap"] / frame["null_sd"].fillna(0.0).clip(lower=_NULL_SD_FLOOR)
     n_null = per_set[per_set["set"] != "train"]["set"].nunique()
@@ -43,7 +45,7 @@ def onset_step(steps: Sequence[int], flags: Sequence[bool], consecutive: int) ->
     """First step starting ``consecutive`` significant checkpoints in a row (a run may end at the last one)."""
     steps, flags = list(steps), [bool(f) for f in flags]
     for i, step in enumerate(steps):
-        window = flags[i: i + consecutive]
+        window = flags[i : i + consecutive]
         if window and all(window):
             return float(step)
     return float("nan")
@@ -57,12 +59,19 @@ def _onsets(frame: pd.DataFrame, keys: list[str], flag: str, consecutive: int, n
     return pd.DataFrame(rows, columns=[*keys, name])
 
 
-def onset_table(gaps: pd.DataFrame, loss: pd.DataFrame, memorisation: pd.DataFrame, alpha: float,
-                onset_fraction: float, consecutive: int) -> pd.DataFrame:
+def onset_table(
+    gaps: pd.DataFrame,
+    loss: pd.DataFrame,
+    memorisation: pd.DataFrame,
+    alpha: float,
+    onset_fraction: float,
+    consecutive: int,
+) -> pd.DataFrame:
     """Per (N, seed, t): onset of each block's drift, of the loss gap and of memorisation, and their ratios.
 
-    ``ratio_loss_drift`` = loss-gap onset / earliest drift onset: the quantity the original calls "3x earlier"
-    (> 1 means drift flags first). ``ratio_mem_drift`` does the same for the rise of the memorised fraction.
+    ``ratio_loss_drift`` = loss-gap onset / earliest drift onset: how many times earlier drift flags memorisation
+    than the loss gap (> 1 means drift flags first). ``ratio_mem_drift`` does the same for the rise of the
+    memorised fraction.
     """
     block_on = _onsets(gaps, ["n_train", "seed", "t", "block"], "significant", consecutive, "drift_onset")
     first = block_on.dropna(subset=["drift_onset"]).sort_values("drift_onset")
@@ -71,13 +80,17 @@ def onset_table(gaps: pd.DataFrame, loss: pd.DataFrame, memorisation: pd.DataFra
     loss_on = _onsets(loss, ["n_train", "seed"], "sig", consecutive, "loss_onset")
     mem = memorisation.assign(sig=memorisation["memorised_fraction"] >= onset_fraction)
     mem_on = _onsets(mem, ["n_train", "seed"], "sig", consecutive, "memorisation_onset")
-    wide = block_on.pivot_table(index=["n_train", "seed", "t"], columns="block", values="drift_onset",
-                                dropna=False).reset_index()
+    wide = block_on.pivot_table(
+        index=["n_train", "seed", "t"], columns="block", values="drift_onset", dropna=False
+    ).reset_index()
     wide.columns.name = None
     order = gaps.drop_duplicates("block").sort_values("block_index")["block"].tolist()
     wide = wide[["n_train", "seed", "t", *order]].rename(columns={b: f"onset[{b}]" for b in order})
-    out = wide.merge(first.rename(columns={"block": "first_block", "drift_onset": "drift_onset"}),
-                     on=["n_train", "seed", "t"], how="left")
+    out = wide.merge(
+        first.rename(columns={"block": "first_block", "drift_onset": "drift_onset"}),
+        on=["n_train", "seed", "t"],
+        how="left",
+    )
     out = out.merge(loss_on, on=["n_train", "seed"]).merge(mem_on, on=["n_train", "seed"])
     out["ratio_loss_drift"] = out["loss_onset"] / out["drift_onset"]
     out["ratio_mem_drift"] = out["memorisation_onset"] / out["drift_onset"]
@@ -95,12 +108,20 @@ def bottleneck_table(gaps: pd.DataFrame, onsets: pd.DataFrame, geometry: pd.Data
     for (n, t), group in most.groupby(["n_train", "t"]):
         firsts = onsets[(onsets["n_train"] == n) & (onsets["t"] == t)]["first_block"].dropna()
         top = group["block"].value_counts()
-        rows.append({"n_train": n, "t": t, "seeds": int(group["seed"].nunique()),
-                     "most_block": top.index[0], "most_count": int(top.iloc[0]),
-                     "first_block": firsts.value_counts().index[0] if len(firsts) else "none",
-                     "first_count": int(firsts.value_counts().iloc[0]) if len(firsts) else 0,
-                     "mid_block_gap_z": float(last[(last["n_train"] == n) & (last["t"] == t)
-                                                   & (last["block"] == "mid_block")]["gap_z"].mean())})
+        rows.append(
+            {
+                "n_train": n,
+                "t": t,
+                "seeds": int(group["seed"].nunique()),
+                "most_block": top.index[0],
+                "most_count": int(top.iloc[0]),
+                "first_block": firsts.value_counts().index[0] if len(firsts) else "none",
+                "first_count": int(firsts.value_counts().iloc[0]) if len(firsts) else 0,
+                "mid_block_gap_z": float(
+                    last[(last["n_train"] == n) & (last["t"] == t) & (last["block"] == "mid_block")]["gap_z"].mean()
+                ),
+            }
+        )
     table = pd.DataFrame(rows)
     geo = geometry.drop_duplicates("block").set_index("block")
     table["most_block_shape"] = [_shape(geo, b) for b in table["most_block"]]
@@ -117,9 +138,13 @@ def _shape(geo: pd.DataFrame, block: str) -> str:
 def summarise_onsets(onsets: pd.DataFrame) -> pd.DataFrame:
     """Median onsets and ratios over seeds per (N, t), with how many seeds had each onset at all."""
     agg = onsets.groupby(["n_train", "t"]).agg(
-        seeds=("seed", "nunique"), drift_onset=("drift_onset", "median"),
-        drift_found=("drift_onset", lambda s: int(s.notna().sum())), loss_onset=("loss_onset", "median"),
+        seeds=("seed", "nunique"),
+        drift_onset=("drift_onset", "median"),
+        drift_found=("drift_onset", lambda s: int(s.notna().sum())),
+        loss_onset=("loss_onset", "median"),
         loss_found=("loss_onset", lambda s: int(s.notna().sum())),
         memorisation_onset=("memorisation_onset", "median"),
-        ratio_loss_drift=("ratio_loss_drift", "median"), ratio_mem_drift=("ratio_mem_drift", "median"))
+        ratio_loss_drift=("ratio_loss_drift", "median"),
+        ratio_mem_drift=("ratio_mem_drift", "median"),
+    )
     return agg.reset_index().replace({np.inf: np.nan})

@@ -14,9 +14,9 @@ import pandas as pd
 from torch import nn
 
 from deepdrift import DriftScorer, Tap
-from experiments.localisation.data import StudyImages
+from experiments.data.study_images import StudyImages
+from experiments.features import extract_features, torch_threads
 from experiments.localisation.evaluate import diagnose_batches
-from experiments.localisation.features import extract_features, torch_threads
 from experiments.localisation.summary import MODES
 
 
@@ -38,7 +38,7 @@ def corruption_modes(
     for family, corruptions in names.items():
         for name in corruptions:
             x = images.corrupted(name, severity, n_images, seed, cache_dir)
-            feats = extract_features(model, [t.name for t in taps], x)
+            feats = extract_features(model, x, [t.name for t in taps])
             with torch_threads(1):
                 verdicts = diagnose_batches(scorer, taps, feats, batch_size, n_images // batch_size)
             for row in verdicts:

@@ -22,8 +22,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from deepdrift import DoctorConfig, DriftScorer, FailureMode, Tap, diagnose_drift
+from experiments.features import FeatureSet, extract_features, torch_threads
 from experiments.localisation.faults import fault_seed, input_fault, internal_fault
-from experiments.localisation.features import FeatureSet, extract_features, torch_threads
 from experiments.localisation.sites import FaultSite, pre_onset_change
 from experiments.quiet import quiet_logger
 
@@ -83,11 +83,15 @@ def faulted_features(
     names = [t.name for t in taps]
     seed = fault_seed(fault.fault_id)
     if fault.kind == "input":
-        return extract_features(model, names, input_fault(fault.family, fault.strength, mean, std, seed)(images))
-    if fault.kind == "internal":
-        broken = internal_fault(model, fault.module, fault.family, fault.strength, seed, probe=probe)
-        return extract_features(broken, names, images)
-    return extract_features(model, names, images)
+        images = input_fault(fault.family, fault.strength, mean, std, seed)(images)
+    elif fault.kind == "internal":
+        model = internal_fault(model, fault.module, fault.family, fault.strength, seed, probe=probe)
+    return extract_features(model, images, names)
+
+
+def fit_scorer(calib: FeatureSet, n_null_draws: int = 4000) -> DriftScorer:
+    """A drift scorer calibrated on clean calibration features (the same statistics a monitor would learn)."""
+    return DriftScorer(n_null_draws=n_null_draws).fit_features([calib.taps])
 
 
 def diagnose_batches(
@@ -101,7 +105,7 @@ def diagnose_batches(
     """Doctor's verdict on consecutive batches of the (pre-shuffled) images."""
     rows = []
     for b in range(min(n_batches, len(feats) // batch_size)):
-        scores = scorer.score_features(feats.take(np.arange(b * batch_size, (b + 1) * batch_size)))
+        scores = scorer.score_features(feats.subset(np.arange(b * batch_size, (b + 1) * batch_size)).taps)
         profile = {
             t.name: {"drift": s.drift, "p_value": s.p_value, "depth": t.depth, "zone": t.zone}
             for t, s in zip(taps, scores.values(), strict=True)
@@ -135,7 +139,7 @@ def evaluate_faults(
     probe: torch.Tensor,
 ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     """Run every fault; return per-batch verdicts, per-fault facts, and each faulted model's predictions."""
-    clean = extract_features(model, [t.name for t in taps], images)
+    clean = extract_features(model, images, [t.name for t in taps])
     clean_pred = clean.logits.argmax(dim=1)
     clean_acc = float((clean_pred == labels).float().mean())
     batch_rows, fault_rows, predictions = [], [], []

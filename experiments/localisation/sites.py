@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from experiments.localisation.features import FeatureSet
+from experiments.features import FeatureSet
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def find_sites(
 def pre_onset_change(clean: FeatureSet, faulted: FeatureSet, onset: int) -> float:
     """Largest absolute change of any feature at the taps before ``onset`` (must be exactly 0.0)."""
     changes = [
-        float((faulted.features[name] - x).abs().max()) if x.numel() else 0.0
-        for name, x in list(clean.features.items())[:onset]
+        float((faulted.taps[name] - x).abs().max()) if x.numel() else 0.0
+        for name, x in list(clean.taps.items())[:onset]
     ]
     return max(changes, default=0.0)

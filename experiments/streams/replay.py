@@ -2,7 +2,7 @@
 
 A stream of thousands of batches per configuration would cost one forward pass of the network per batch and per
 detector setting. In eval mode the pooled features of an image do not depend on its batch, so we compute them once
-per image and feed batches of them to a monitor watching a tiny network of identity modules, one per original tap.
+per image and feed batches of them to a monitor watching a tiny network of identity modules, one per real tap.
 The monitor, its calibration, null model, p-values, per-layer FSMs and history are the library's own, unchanged;
 ``tests/experiments/test_streams_replay.py`` checks that replayed drift equals the real model's drift.
 """
@@ -40,9 +40,13 @@ def pack(features: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([x.float() for x in features.values()], dim=1)
 
 
-def replay_monitor(widths: Sequence[int], labels: Sequence[str], calib_packed: torch.Tensor,
-                   config: ObserverConfig = ObserverConfig(), calibration_batch: int = 128,
-                   ) -> DeepDriftMonitor:
+def replay_monitor(
+    widths: Sequence[int],
+    labels: Sequence[str],
+    calib_packed: torch.Tensor,
+    config: ObserverConfig = ObserverConfig(),
+    calibration_batch: int = 128,
+) -> DeepDriftMonitor:
     """A monitor over the replay network, calibrated on packed clean calibration features.
 
     Args:
@@ -62,8 +66,11 @@ def replay_monitor(widths: Sequence[int], labels: Sequence[str], calib_packed: t
 def with_config(monitor: DeepDriftMonitor, config: ObserverConfig) -> DeepDriftMonitor:
     """A new monitor with other FSM thresholds sharing ``monitor``'s calibration (no recalibration, same nulls)."""
     labels = [t.label for t in monitor.taps]
-    other = DeepDriftMonitor(monitor.model, drift_config=config,
-                             layers_map={label: t.name for label, t in zip(labels, monitor.taps, strict=True)})
+    other = DeepDriftMonitor(
+        monitor.model,
+        drift_config=config,
+        layers_map={label: t.name for label, t in zip(labels, monitor.taps, strict=True)},
+    )
     other.scorer = monitor.scorer  # shared calibration and cached null fits: scores are identical by construction
     other.reset()
     return other

@@ -1,35 +1,72 @@
-"""Entry point of the streaming-detection benchmark for the workflow (and notebooks)."""
+"""The streaming benchmark's workflow entry (rule ``stream_detection``)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
 from deepdrift import LayerTaps, ObserverConfig
 from experiments.atomic import write_csv
 from experiments.data import DataSpec
+from experiments.data.study_images import study_images
+from experiments.features import tap_order, torch_threads
 from experiments.figures import save_figure, write_table
-from experiments.localisation.data import study_images
-from experiments.localisation.features import tap_order, torch_threads
 from experiments.models.zoo import ModelSpec, load_model
 from experiments.quiet import quiet_logger
+from experiments.rule_io import Files, by_model, checked, output_paths
+from experiments.streams.acceptance import monitor_acceptance
 from experiments.streams.bank import FeatureBank, build_bank
 from experiments.streams.config import StreamStudyConfig
 from experiments.streams.detectors import run_monitor
 from experiments.streams.evaluate import deepdrift_rows, results_frame, river_rows, window_rows
 from experiments.streams.figures import curves_figure, timeline_figure
 from experiments.streams.generate import Stream, change_stream, clean_stream
-from experiments.streams.metrics import detection_delay
 from experiments.streams.replay import replay_monitor
 from experiments.streams.summary import curves, deepdrift_table, matched
 
+if TYPE_CHECKING:
+    from experiments.workflow_config import WorkflowConfig
+
 logger = logging.getLogger(__name__)
+
+INPUTS = ("weights",)
+OUTPUTS = ("runs", "curves", "matched", "deepdrift_delays", "monitor_acceptance", "timeline", "delay_far")
+
+
+def run(
+    cfg: WorkflowConfig, inputs: Mapping[str, Files], outputs: Mapping[str, Files], *, cache_dir: str | None = None
+) -> pd.DataFrame:
+    """Rule ``stream_detection``: every configured model's streams and detectors; raw runs, tables and figures.
+
+    Args:
+        cfg: the config set (``streams``, ``models`` and ``data`` are read).
+        inputs: ``weights``, one file per model of ``streams.models``.
+        outputs: every name of :data:`OUTPUTS`.
+        cache_dir: where corrupted images are cached (None: corrupt again).
+    """
+    given = checked(inputs, INPUTS, "input", "stream_detection")
+    out = output_paths(outputs, OUTPUTS, "stream_detection")
+    study = cfg.streams
+    weights = by_model(given["weights"], study.models, "stream_detection input 'weights'")
+    torch.manual_seed(0)
+    results = {key: run_model(cfg.models[key], path, cfg.data, study, cache_dir) for key, path in weights.items()}
+    runs = pd.concat([r["runs"] for r in results.values()], ignore_index=True)
+    write_csv(runs, out["runs"])
+    curve = curves(runs, study.post)
+    _write_tables(out, runs, curve, pd.concat([r["acceptance"] for r in results.values()], ignore_index=True),
+                  study.budget)  # fmt: skip
+    first, *others = results
+    save_figure(results[first]["timeline"], out["timeline"])
+    for key in others:
+        plt.close(results[key]["timeline"])
+    save_figure(curves_figure(curve, study.budget), out["delay_far"])
+    return curve
 
 
 def make_streams(bank: FeatureBank, cfg: StreamStudyConfig) -> dict[str, list[Stream]]:
@@ -58,74 +95,10 @@ def make_streams(bank: FeatureBank, cfg: StreamStudyConfig) -> dict[str, list[St
     return {"tune": tune, "test": test, "change": change}
 
 
-def issue3_table(monitor, bank: FeatureBank, cfg: StreamStudyConfig, model: str) -> pd.DataFrame:
-    """The monitor's acceptance numbers of issue 3, measured on real data with the default ObserverConfig."""
-    pools, b, rows = bank.pools, cfg.batch_size, []
-    trace = run_monitor(monitor, bank, clean_stream(pools, 1000, b, seed=10_000_000 + cfg.seed))
-    rows.append(
-        {
-            "model": model,
-            "check": "1000 clean batches: ALERT events over all layers",
-            "target": "<= 1",
-            "value": trace.layer_alerts,
-        }
-    )
-    rows.append(
-        {
-            "model": model,
-            "check": "1000 clean batches: WARNING events over all layers",
-            "target": "<= 5",
-            "value": trace.layer_warnings,
-        }
-    )
-    name, severity = cfg.strong.corruption, cfg.strong.severity
-    strong = [
-        change_stream(pools, "sudden", name, [severity], cfg.pre, cfg.post, cfg.ramp, b, 10_000_100 + r)
-        for r in range(cfg.repeats)
-    ]
-    delays = [detection_delay(run_monitor(monitor, bank, s).alert, s.change) for s in strong]
-    rows.append(
-        {
-            "model": model,
-            "check": f"{name} s{severity} (sudden): batches to first ALERT, worst of {cfg.repeats}",
-            "target": "<= 3",
-            "value": float(np.max(np.nan_to_num(delays, nan=np.inf))),
-        }
-    )
-    warned = []
-    for r in range(cfg.repeats):
-        stream = change_stream(
-            pools,
-            "share_ramp",
-            cfg.corruptions[0],
-            [cfg.ramp_severity],
-            cfg.pre,
-            cfg.post,
-            cfg.slow_ramp,
-            b,
-            10_000_200 + r,
-        )
-        t = run_monitor(monitor, bank, stream)
-        first_warn = np.flatnonzero(t.warning[stream.change :])
-        first_alert = np.flatnonzero(t.alert[stream.change :])
-        warned.append(bool(first_warn.size and (not first_alert.size or first_warn[0] < first_alert[0])))
-    rows.append(
-        {
-            "model": model,
-            "check": f"slow ramp ({cfg.corruptions[0]} s{cfg.ramp_severity}, share 0->100% "
-            f"over {cfg.slow_ramp} batches): WARNING before ALERT",
-            "target": "yes",
-            "value": f"{sum(warned)}/{len(warned)}",
-        }
-    )
-    return pd.DataFrame(rows)
-
-
 def run_model(
-    key: str, model_cfg: Mapping[str, Any], weights: str, data: DataSpec, cfg: StreamStudyConfig, cache_dir: str | None
+    spec: ModelSpec, weights: str | Path, data: DataSpec, cfg: StreamStudyConfig, cache_dir: str | Path | None
 ) -> dict[str, Any]:
-    """Feature bank, streams, every detector at every setting, and the issue-3 checks for one model."""
-    spec = ModelSpec.from_config(key, model_cfg)
+    """Feature bank, streams, every detector at every setting, and the monitor's acceptance checks for one model."""
     model = load_model(spec, data, weights)
     images = study_images(data, spec.in_chans, cfg.n_clean_pool, cfg.seed)
     names = tap_order(model, images.calib[:8])
@@ -134,7 +107,7 @@ def run_model(
     streams = make_streams(bank, cfg)
     logger.info(
         "%s: %d clean + %d change streams",
-        key,
+        spec.key,
         sum(len(v) for k, v in streams.items() if k != "change"),
         len(streams["change"]),
     )
@@ -145,71 +118,43 @@ def run_model(
             bank, streams, cfg.adwin_delta, cfg.ph_threshold, cfg.batch_size, cfg.warmup_batches, cfg.seed
         )
         rows += window_rows(bank, streams, cfg.window, cfg.n_reference, cfg.quantiles, cfg.seed)
-        issue3 = issue3_table(monitor, bank, cfg, key)
+        acceptance = monitor_acceptance(monitor, bank, cfg, spec.key)
         example = next(s for s in streams["change"] if s.kind == "share_ramp")
         run_monitor(monitor, bank, example)
-    title = f"{key}: {example.corruption} s{example.severity}, share ramp over {cfg.ramp} batches"
+    title = f"{spec.key}: {example.corruption} s{example.severity}, share ramp over {cfg.ramp} batches"
     return {
-        "runs": results_frame(rows, key),
-        "issue3": issue3,
+        "runs": results_frame(rows, spec.key),
+        "acceptance": acceptance,
         "timeline": timeline_figure(monitor, example.change, title),
     }
 
 
-def stream_benchmark(
-    model_cfgs: Mapping[str, Mapping[str, Any]],
-    weights: Mapping[str, str],
-    data_cfg: Mapping[str, Any],
-    study_cfg: Mapping[str, Any],
-    out_runs: str | Path,
-    stems: Mapping[str, str | Path],
-    cache_dir: str | None = None,
-) -> pd.DataFrame:
-    """Run the streaming benchmark on every configured model; write raw runs, tables and figures.
-
-    Args:
-        stems: output stems for ``curves``, ``matched``, ``deepdrift``, ``issue3`` (tables) and ``timeline``,
-            ``curves_figure`` (figures).
-    """
-    torch.manual_seed(0)
-    data = DataSpec.from_config(data_cfg)
-    cfg = StreamStudyConfig.from_config(study_cfg)
-    results = {key: run_model(key, model_cfgs[key], path, data, cfg, cache_dir) for key, path in weights.items()}
-    runs = pd.concat([r["runs"] for r in results.values()], ignore_index=True)
-    write_csv(runs, out_runs)
-    curve = curves(runs, cfg.post)
+def _write_tables(
+    out: Mapping[str, Path], runs: pd.DataFrame, curve: pd.DataFrame, acceptance: pd.DataFrame, budget: float
+) -> None:
     write_table(
         _readable(curve),
-        stems["curves"],
+        out["curves"],
         caption="Every detector setting: false alarms per 1000 clean batches (tuning / test streams) "
         "and detection delay per stream kind (misses censored at the stream end).",
     )
     write_table(
-        _readable(matched(runs, curve, cfg.budget)),
-        stems["matched"],
-        caption=f"Each detector at the most sensitive setting with at most {cfg.budget:g} false alarms "
+        _readable(matched(runs, curve, budget)),
+        out["matched"],
+        caption=f"Each detector at the most sensitive setting with at most {budget:g} false alarms "
         "per 1000 clean tuning batches.",
     )
     write_table(
         deepdrift_table(runs, 3.0),
-        stems["deepdrift"],
+        out["deepdrift_delays"],
         caption="Default DeepDrift monitor (theta_high 3): "
         "delay to the first model-level ALERT and lead of WARNING over ALERT.",
     )
     write_table(
-        pd.concat([r["issue3"] for r in results.values()], ignore_index=True),
-        stems["issue3"],
-        caption="Issue-3 acceptance numbers on real data (default ObserverConfig, batch 16).",
+        acceptance,
+        out["monitor_acceptance"],
+        caption="Acceptance checks of the default monitor on real data (default ObserverConfig, batch 16).",
     )
-    first = next(iter(results))
-    save_figure(results[first]["timeline"], stems["timeline"])
-    for key, r in results.items():
-        if key != first:
-            import matplotlib.pyplot as plt
-
-            plt.close(r["timeline"])
-    save_figure(curves_figure(curve, cfg.budget), stems["curves_figure"])
-    return curve
 
 
 def _readable(table: pd.DataFrame) -> pd.DataFrame:

@@ -1,8 +1,12 @@
-"""Shared fixtures for the experiments floor: small slices of the real Fashion-MNIST test split."""
+"""Shared fixtures for the experiments floor: small slices of the real Fashion-MNIST test split, and the workflow's
+rules as Snakemake parses them."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -36,3 +40,21 @@ def one_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def workflow_rules() -> dict[str, Any]:
+    """Every rule of ``workflow/Snakefile`` on the ``test`` config set, by name (parsed, nothing run)."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
+
+    root = Path(__file__).resolve().parents[2]
+    with tempfile.TemporaryDirectory() as workdir, SnakemakeApi(OutputSettings()) as api:
+        workflow = api.workflow(
+            resource_settings=ResourceSettings(),
+            config_settings=ConfigSettings(config={"config_set": "test"}),
+            storage_settings=StorageSettings(),
+            snakefile=root / "workflow" / "Snakefile",
+            workdir=Path(workdir),
+        )
+        return {rule.name: rule for rule in workflow._workflow.rules}

@@ -13,20 +13,20 @@ import torch
 from experiments.corruption import (
     CorruptionConfig,
     accuracy_vs_drift,
-    build_corrupted_heldout,
+    build_corrupted_set,
     corruption_report,
     detection_metrics,
     detection_results,
     draw_batches,
     drift_accuracy_correlation,
+    measure_model,
     severity_table,
 )
 from experiments.corruption.images import heldout_subset, load_entry, load_manifest
-from experiments.corruption.measure import measure_model
-from experiments.data import MEAN, STD, make_splits, to_model_input
+from experiments.corruption.run import REPORT_OUTPUTS
+from experiments.data import MEAN, STD, DataSpec, make_splits, to_model_input
 from experiments.data.tensors import pad_images
 from experiments.models import build_model
-from experiments.models.zoo import DataSpec
 
 
 def test_detection_metrics_perfect_reversed_and_chance() -> None:
@@ -83,8 +83,9 @@ def _long_scores() -> pd.DataFrame:
             for b in range(10):
                 rows.append(("m", "fog", "weather", severity, batch_size, b, "good", 10 + rng.normal()))
                 rows.append(("m", "fog", "weather", severity, batch_size, b, "bad", -10 + rng.normal()))
-    return pd.DataFrame(rows, columns=["model", "corruption", "family", "severity", "batch_size", "batch", "method",
-                                       "score"])
+    return pd.DataFrame(
+        rows, columns=["model", "corruption", "family", "severity", "batch_size", "batch", "method", "score"]
+    )
 
 
 def test_detection_results_and_severity_table_keep_the_measured_direction() -> None:
@@ -106,14 +107,29 @@ def test_severity_table_keeps_undefined_cells() -> None:
 
 
 def test_accuracy_vs_drift_and_correlation() -> None:
-    profile = pd.DataFrame({
-        "model": "m", "tap": ["a", "b"] * 4, "label": ["UV", "IR"] * 4, "depth": [0.0, 1.0] * 4,
-        "zone": ["UV", "IR"] * 4, "corruption": ["clean"] * 2 + ["fog"] * 2 + ["fog"] * 2 + ["snow"] * 2,
-        "family": ["clean"] * 2 + ["weather"] * 6, "severity": [0, 0, 1, 1, 3, 3, 1, 1],
-        "drift": [0.0, 0.0, 2.0, 4.0, 10.0, 20.0, 1.0, 1.0]})
-    accuracy = pd.DataFrame({"model": "m", "corruption": ["clean", "fog", "fog", "snow"],
-                             "family": ["clean", "weather", "weather", "weather"], "severity": [0, 1, 3, 1],
-                             "accuracy": [0.9, 0.8, 0.5, 0.85], "n_images": 10})
+    profile = pd.DataFrame(
+        {
+            "model": "m",
+            "tap": ["a", "b"] * 4,
+            "label": ["UV", "IR"] * 4,
+            "depth": [0.0, 1.0] * 4,
+            "zone": ["UV", "IR"] * 4,
+            "corruption": ["clean"] * 2 + ["fog"] * 2 + ["fog"] * 2 + ["snow"] * 2,
+            "family": ["clean"] * 2 + ["weather"] * 6,
+            "severity": [0, 0, 1, 1, 3, 3, 1, 1],
+            "drift": [0.0, 0.0, 2.0, 4.0, 10.0, 20.0, 1.0, 1.0],
+        }
+    )
+    accuracy = pd.DataFrame(
+        {
+            "model": "m",
+            "corruption": ["clean", "fog", "fog", "snow"],
+            "family": ["clean", "weather", "weather", "weather"],
+            "severity": [0, 1, 3, 1],
+            "accuracy": [0.9, 0.8, 0.5, 0.85],
+            "n_images": 10,
+        }
+    )
     cells = accuracy_vs_drift(profile, accuracy).sort_values(["corruption", "severity"])
     np.testing.assert_allclose(cells["accuracy_drop"], [10.0, 40.0, 5.0])
     np.testing.assert_allclose(cells["drift_all"], [3.0, 15.0, 1.0])
@@ -123,17 +139,24 @@ def test_accuracy_vs_drift_and_correlation() -> None:
 
 
 def test_corrupted_heldout_set_is_cached_and_disjoint_from_calibration(tmp_path: Path) -> None:
-    data_cfg = {"img_size": 32, "n_train": 100, "n_calib": 64, "n_heldout": 64, "split_seed": 0}
-    study = {"models": ["cnn"], "corruptions": ["contrast", "gaussian_noise"], "severities": [2], "n_images": 6,
-             "batch_sizes": [1, 2], "profile_batch_size": 2, "mri_severity": 2}
-    manifest = build_corrupted_heldout(data_cfg, study, tmp_path / "cache", tmp_path / "manifest.json")
+    data = DataSpec(img_size=32, n_train=100, n_calib=64, n_heldout=64, split_seed=0)
+    study = CorruptionConfig(
+        models=("cnn",),
+        corruptions=("contrast", "gaussian_noise"),
+        severities=(2,),
+        n_images=6,
+        batch_sizes=(1, 2),
+        profile_batch_size=2,
+        mri_severity=2,
+    )
+    manifest = build_corrupted_set(data, study, tmp_path / "cache", tmp_path / "manifest.json")
     splits = make_splits(0, 64, 64, n_train=100)
     indices = np.asarray(manifest["indices"])
     assert len(indices) == 6 and np.isin(indices, splits.heldout).all() and not np.isin(indices, splits.calib).any()
     assert [(e["corruption"], e["severity"]) for e in manifest["entries"]] == [("contrast", 2), ("gaussian_noise", 2)]
     first = load_entry(load_manifest(tmp_path / "manifest.json")["entries"][1])
     assert first.shape == (6, 32, 32) and first.dtype == np.uint8
-    again = build_corrupted_heldout(data_cfg, study, tmp_path / "cache", tmp_path / "manifest2.json")
+    again = build_corrupted_set(data, study, tmp_path / "cache", tmp_path / "manifest2.json")
     assert again["entries"] == manifest["entries"]  # same cache files, no recomputation
     assert json.loads((tmp_path / "manifest.json").read_text())["seed"] == 0
     Path(manifest["entries"][0]["file"]).unlink()
@@ -155,15 +178,27 @@ def tiny_measurement(fmnist_test) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
     clean = (pad_images(images[200:216], 32), labels[200:216])
     noisy = np.clip(clean[0].astype(int) + np.random.default_rng(0).integers(-120, 120, clean[0].shape), 0, 255)
     dark = (clean[0] // 4).astype(np.uint8)
-    corrupted = [({"corruption": "gaussian_noise", "family": "noise", "severity": 5}, noisy.astype(np.uint8)),
-                 ({"corruption": "brightness", "family": "weather", "severity": 5}, dark)]
-    cfg = CorruptionConfig(models=("cnn",), corruptions=("gaussian_noise", "brightness"), severities=(5,),
-                           n_images=16, batch_sizes=(1, 8), n_batches=4, n_clean_batches=6, profile_batch_size=8,
-                           mri_severity=5, methods=("deepdrift_max", "msp", "mmd"))
+    corrupted = [
+        ({"corruption": "gaussian_noise", "family": "noise", "severity": 5}, noisy.astype(np.uint8)),
+        ({"corruption": "brightness", "family": "weather", "severity": 5}, dark),
+    ]
+    cfg = CorruptionConfig(
+        models=("cnn",),
+        corruptions=("gaussian_noise", "brightness"),
+        severities=(5,),
+        n_images=16,
+        batch_sizes=(1, 8),
+        n_batches=4,
+        n_clean_batches=6,
+        profile_batch_size=8,
+        mri_severity=5,
+        methods=("deepdrift_max", "msp", "mmd"),
+    )
     torch.manual_seed(0)
     model = build_model("small_cnn").eval()
     scores, accuracy, taps = measure_model(
-        model, lambda x: to_model_input(x, size=32, mean=MEAN, std=STD), calib, clean, corrupted, cfg)
+        model, lambda x: to_model_input(x, size=32, mean=MEAN, std=STD), calib, clean, corrupted, cfg
+    )
     return scores, accuracy, taps, cfg
 
 
@@ -185,18 +220,29 @@ def test_report_writes_every_figure_and_table(tiny_measurement, tmp_path: Path) 
     for model in ("a", "b"):  # two "models" with the same measurements exercise the per-model panels
         folder = tmp_path / model
         folder.mkdir()
-        for key, frame in (("scores", scores), ("accuracy", accuracy.assign(model=model)),
-                           ("taps", taps.assign(model=model))):
+        for key, frame in (
+            ("scores", scores),
+            ("accuracy", accuracy.assign(model=model)),
+            ("taps", taps.assign(model=model)),
+        ):
             inputs[key][model] = folder / f"{key}.csv"
             frame.to_csv(inputs[key][model], index=False)
         inputs["metrics"][model] = folder / "metrics.json"
         inputs["metrics"][model].write_text(json.dumps({"arch": "small_cnn", "heldout_accuracy": 0.1, "steps": 0}))
-    out = {key: tmp_path / "out" / f"{key}.csv.gz" for key in ("detection", "layers", "profile")}
+    out = {key: tmp_path / "out" / f"{key}.csv.gz" for key in ("detection", "detection_layers", "drift_profile")}
     stems = ("mri", "severity", "detection_figure", "clean_accuracy", "auroc", "tpr", "layer_auroc", "drift_accuracy")
     out |= {key: tmp_path / "fig" / key for key in stems}
-    study = {"models": ["a", "b"], "corruptions": list(cfg.corruptions), "severities": [5], "n_images": 16,
-             "batch_sizes": [1, 8], "profile_batch_size": 8, "mri_severity": 5}
-    results = corruption_report(inputs["scores"], inputs["accuracy"], inputs["taps"], inputs["metrics"], study, out)
+    assert set(out) == set(REPORT_OUTPUTS)
+    study = CorruptionConfig(
+        models=("a", "b"),
+        corruptions=cfg.corruptions,
+        severities=(5,),
+        n_images=16,
+        batch_sizes=(1, 8),
+        profile_batch_size=8,
+        mri_severity=5,
+    )
+    results = corruption_report(study, inputs["scores"], inputs["accuracy"], inputs["taps"], inputs["metrics"], out)
     assert set(results["method"]) == {"deepdrift_max", "msp", "mmd"} and results["n_clean"].eq(6).all()
     for key in ("mri", "severity", "detection_figure"):
         assert (tmp_path / "fig" / f"{key}.pdf").stat().st_size > 1000

@@ -10,24 +10,29 @@ from torch import nn
 from experiments.baselines import (
     DETECTORS,
     DeepDriftDetector,
-    FeatureSet,
     NotFittedError,
     PerSampleDetector,
-    classifier_layer,
     combine_drift,
-    extract_features,
     make_detector,
     make_detectors,
 )
 from experiments.baselines.drift_tests import KernelMMD
-from experiments.models import build_model
+from experiments.features import FeatureSet, extract_features
 
 
 def tiny_net() -> nn.Module:
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(8, 16, 3, padding=1),
-                        nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 12),
-                        nn.ReLU(), nn.Linear(12, 3))
+    net = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 12),
+        nn.ReLU(),
+        nn.Linear(12, 3),
+    )
     return net.eval()
 
 
@@ -41,35 +46,10 @@ def pools() -> tuple[nn.Module, FeatureSet, FeatureSet, FeatureSet]:
     x = torch.randn(700, 1, 8, 8, generator=g)
     labels = torch.arange(700) % 3
     taps = LayerTaps(net, layers=["1", "3", "7"])
-    calib = extract_features(net, x[:500], labels[:500], taps)
-    clean = extract_features(net, x[500:], labels[500:], taps)
-    shifted = extract_features(net, 3.0 * x[500:] + 2.0, labels[500:], taps)
+    calib = extract_features(net, x[:500], taps, labels=labels[:500])
+    clean = extract_features(net, x[500:], taps, labels=labels[500:])
+    shifted = extract_features(net, 3.0 * x[500:] + 2.0, taps, labels=labels[500:])
     return net, calib, clean, shifted
-
-
-def test_extract_features_keeps_logits_penultimate_and_taps(pools) -> None:
-    net, calib, _, _ = pools
-    assert calib.logits.shape == (500, 3) and calib.penultimate.shape == (500, 12)
-    assert list(calib.taps) == ["1", "3", "7"] and calib.taps["3"].shape == (500, 48)  # 16 channels: mean, std, max
-    x = torch.randn(4, 1, 8, 8)
-    with torch.no_grad():
-        assert torch.allclose(net[-1](net[:-1](x)), extract_features(net, x).logits, atol=1e-6)
-    assert not any(m._forward_pre_hooks or m._forward_hooks for m in net.modules())  # hooks removed
-
-
-def test_subset_picks_rows_of_every_tensor(pools) -> None:
-    _, calib, _, _ = pools
-    part = calib.subset([4, 1])
-    assert len(part) == 2 and torch.equal(part.penultimate[1], calib.penultimate[1])
-    assert torch.equal(part.taps["7"][0], calib.taps["7"][4]) and part.labels.tolist() == [1, 1]
-
-
-def test_classifier_layer_of_timm_and_plain_models() -> None:
-    assert classifier_layer(build_model("small_cnn")).out_features == 10
-    vit = build_model("vit_tiny")
-    assert classifier_layer(vit) is vit.get_classifier()
-    with pytest.raises(ValueError, match="linear head"):
-        classifier_layer(nn.Sequential(nn.Conv2d(1, 2, 3)))
 
 
 FEATURE_BASED = [n for n in DETECTORS if n not in ("msp", "energy")]
@@ -150,3 +130,26 @@ def test_deepdrift_detector_is_calm_on_clean_and_loud_on_shift(pools) -> None:
     idx = np.arange(32)
     assert detector.layer_drift(clean.subset(idx)).max() < 4.0
     assert detector.layer_drift(shifted.subset(idx)).min() > 5.0
+
+
+def test_deepdrift_rules_share_one_scorer_fitted_and_scored_once(pools) -> None:
+    net, calib, clean, _ = pools
+    detectors = make_detectors(["msp", "deepdrift_max", "deepdrift_stouffer"], net, {"deepdrift": {"chunk_size": 64}})
+    by_max, by_sum = detectors["deepdrift_max"], detectors["deepdrift_stouffer"]
+    assert by_max.scorer is by_sum.scorer and by_sum.name == "DeepDrift (stouffer)"
+    by_max.fit(calib)
+    calibration = by_max.scorer.calibration
+    by_sum.fit(calib)  # the sibling's fit on the same features is a no-op
+    assert by_sum.scorer.calibration is calibration
+    batches = np.arange(32).reshape(4, 8)
+    drift = by_max.layer_drifts(clean, batches)
+    assert by_sum.layer_drifts(clean, batches) is drift  # scored once for both rules
+    np.testing.assert_allclose(by_sum.batch_scores(clean, batches), combine_drift(drift, "stouffer"))
+    alone = DeepDriftDetector(combine="stouffer", chunk_size=64).fit(calib)
+    np.testing.assert_allclose(alone.batch_scores(clean, batches), by_sum.batch_scores(clean, batches))
+
+
+def test_registry_options_are_keyed_by_option_source() -> None:
+    with pytest.raises(ValueError, match="not requested"):
+        make_detectors(["msp"], None, {"deepdrift": {"chunk_size": 8}})
+    assert make_detectors(["deepdrift_stouffer"], None, {"deepdrift": {"chunk_size": 8}})

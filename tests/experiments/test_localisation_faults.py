@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from deepdrift import FailureMode, LayerTaps
+from experiments.features import extract_features, tap_order
 from experiments.localisation.evaluate import Fault, expected_mode
 from experiments.localisation.faults import (
     INTERNAL_FAULTS,
@@ -15,7 +16,6 @@ from experiments.localisation.faults import (
     input_fault,
     internal_fault,
 )
-from experiments.localisation.features import extract_features, tap_order
 from experiments.localisation.sites import FaultSite, completion_order, find_sites, onset_of, pre_onset_change
 from experiments.models import CifarResNet, small_cnn
 
@@ -70,11 +70,11 @@ def test_sites_cover_every_requested_depth(cnn: nn.Module, images: torch.Tensor)
 @pytest.mark.parametrize("family", INTERNAL_FAULTS)
 def test_taps_before_the_fault_are_exactly_unchanged(cnn: nn.Module, images: torch.Tensor, family: str) -> None:
     taps = ["2", "5", "8"]
-    clean = extract_features(cnn, taps, images, chunk=16)
+    clean = extract_features(cnn, images, taps, batch_size=16)
     faulted_model = internal_fault(cnn, "6", family, STRENGTH[family], seed=3, probe=images[:16])
-    faulted = extract_features(faulted_model, taps, images, chunk=16)
+    faulted = extract_features(faulted_model, images, taps, batch_size=16)
     assert pre_onset_change(clean, faulted, onset=2) == 0.0
-    change = (faulted.features["8"] - clean.features["8"]).abs().nan_to_num(nan=1.0).max()
+    change = (faulted.taps["8"] - clean.taps["8"]).abs().nan_to_num(nan=1.0).max()
     assert float(change) > 0.0  # ... and the fault does reach its onset tap
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from deepdrift import LayerTaps
-from experiments.localisation.evaluate import Fault, diagnose_batches, score_batches
-from experiments.localisation.features import FeatureSet, fit_scorer
+from experiments.features import FeatureSet
+from experiments.localisation.evaluate import Fault, diagnose_batches, fit_scorer, score_batches
 from experiments.localisation.sites import FaultSite
 from experiments.localisation.summary import accuracy_table
 
@@ -76,12 +76,16 @@ def test_accuracy_table_subsets() -> None:
 
 def test_diagnose_batches_finds_a_shift_placed_at_one_tap() -> None:
     gen = torch.Generator().manual_seed(0)
-    calib = FeatureSet({f"t{i}": torch.randn(2000, 8, generator=gen) for i in range(4)}, torch.zeros(2000, 2))
+    calib = FeatureSet(
+        torch.zeros(2000, 2), torch.zeros(2000, 1), {f"t{i}": torch.randn(2000, 8, generator=gen) for i in range(4)}
+    )
     scorer = fit_scorer(calib, n_null_draws=1000)
     model = torch.nn.Sequential(*[torch.nn.Identity() for _ in range(4)])
     taps = LayerTaps(model, layers=["0", "1", "2", "3"]).taps
     test = {f"t{i}": torch.randn(64, 8, generator=gen) + (2.0 if i >= 2 else 0.0) for i in range(4)}
-    rows = diagnose_batches(scorer, taps, FeatureSet(test, torch.zeros(64, 2)), batch_size=16, n_batches=4)
+    rows = diagnose_batches(
+        scorer, taps, FeatureSet(torch.zeros(64, 2), torch.zeros(64, 1), test), batch_size=16, n_batches=4
+    )
     assert [r["onset_pred"] for r in rows] == [2, 2, 2, 2]
     assert {r["mode"] for r in rows} == {"GEOMETRIC_COLLAPSE"}  # onset in the Deep zone
 

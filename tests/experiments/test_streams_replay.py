@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from deepdrift import DeepDriftMonitor, ObserverConfig
-from experiments.localisation.features import extract_features, tap_order
+from experiments.features import extract_features, tap_order
 from experiments.models import small_cnn
 from experiments.streams.generate import Pools, change_stream, clean_stream
 from experiments.streams.replay import pack, replay_monitor, with_config
@@ -22,13 +22,14 @@ def test_replayed_drift_equals_the_real_monitor() -> None:
     real.calibrate(calib.split(64), progress=False)
     names = tap_order(model, calib[:4])
     assert names == real.layer_names
-    feats = extract_features(model, names, calib)
-    replay = replay_monitor([x.shape[1] for x in feats.features.values()], [t.label for t in real.taps],
-                            pack(feats.features), calibration_batch=64)
+    feats = extract_features(model, calib, names)
+    replay = replay_monitor(
+        [x.shape[1] for x in feats.taps.values()], [t.label for t in real.taps], pack(feats.taps), calibration_batch=64
+    )
     replay.scorer.n_null_draws = 500
     replay.scorer.set_calibration(replay.calibration)
     want = [s.drift for s in real.score(test).values()]
-    got = [s.drift for s in replay.score(pack(extract_features(model, names, test).features)).values()]
+    got = [s.drift for s in replay.score(pack(extract_features(model, test, names).taps)).values()]
     np.testing.assert_allclose(got, want, rtol=1e-6)
     assert max(want) > 3  # the test batch is really shifted, so the comparison is not between zeros
 
@@ -60,7 +61,7 @@ def test_clean_stream_has_distinct_images_per_batch(pools: Pools) -> None:
 def test_sudden_and_ramp_streams(pools: Pools) -> None:
     sudden = change_stream(pools, "sudden", "fog", [5], (5, 9), post=10, ramp=4, batch_size=8, seed=1)
     assert 5 <= sudden.change <= 9 and sudden.index.shape == (sudden.change + 10, 8)
-    assert (sudden.index[:sudden.change] < 100).all() and (sudden.index[sudden.change:] >= 150).all()
+    assert (sudden.index[: sudden.change] < 100).all() and (sudden.index[sudden.change :] >= 150).all()
     ramp = change_stream(pools, "share_ramp", "fog", [3], (5, 5), post=6, ramp=4, batch_size=8, seed=2)
     corrupted = (ramp.index[5:] >= 100).sum(axis=1).tolist()
     assert corrupted == [2, 4, 6, 8, 8, 8]

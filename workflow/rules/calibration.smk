@@ -8,8 +8,8 @@ rule calibration_contract:
         weights=expand(results("models", "{model}.safetensors"), model=_CAL["models"]),
     output:
         drift=results("calibration", "contract_drift.csv"),
-        figure=figure_outputs("calibration_qq"),
-        table=table_outputs("calibration_contract"),
+        qq=figure_outputs("calibration_qq"),
+        contract=table_outputs("calibration_contract"),
         noise=table_outputs("calibration_noise"),
     benchmark:
         results("benchmarks", "calibration_contract.tsv")
@@ -27,7 +27,7 @@ rule overhead:
     input:
         weights=expand(results("models", "{model}.safetensors"), model=_CAL["overhead"]["models"]),
     output:
-        table=table_outputs("overhead"),
+        overhead=table_outputs("monitor_overhead"),
     benchmark:
         results("benchmarks", "overhead.tsv")
     log:
@@ -42,7 +42,7 @@ ALL_TARGETS += rules.overhead.output
 
 rule soak:
     output:
-        table=table_outputs("soak"),
+        memory=table_outputs("monitor_memory"),
         trace=results("calibration", "soak_trace.csv"),
     benchmark:
         results("benchmarks", "soak.tsv")

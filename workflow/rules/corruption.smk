@@ -47,8 +47,8 @@ rule corruption_report:
         metrics=expand(results("models", "{model}.json"), model=_COR_MODELS),
     output:
         detection=results(*_COR_DIR, "detection.csv.gz"),
-        layers=results(*_COR_DIR, "detection_layers.csv.gz"),
-        profile=results(*_COR_DIR, "drift_profile.csv.gz"),
+        detection_layers=results(*_COR_DIR, "detection_layers.csv.gz"),
+        drift_profile=results(*_COR_DIR, "drift_profile.csv.gz"),
         mri=figure_outputs("corruption_mri"),
         severity=figure_outputs("corruption_severity"),
         detection_figure=figure_outputs("corruption_detection"),

@@ -47,15 +47,15 @@ rule diffusion_report:
         **{f: expand(results("diffusion", "{run}", f"{f}.csv"), run=_DIFF_RUNS) for f in _DIFF_FRAMES},
         samples=expand(results("diffusion", "{run}", "samples.safetensors"), run=_DIFF_RUNS),
     output:
-        heatmap=figure_outputs("diffusion_anatomy"),
+        anatomy=figure_outputs("diffusion_anatomy"),
         memorisation=figure_outputs("diffusion_memorisation"),
         bottleneck=figure_outputs("diffusion_bottleneck"),
         samples=figure_outputs("diffusion_samples"),
         onsets=table_outputs("diffusion_onsets"),
         onset_summary=table_outputs("diffusion_onset_summary"),
-        bottleneck_table=table_outputs("diffusion_bottleneck_blocks"),
+        bottleneck_blocks=table_outputs("diffusion_bottleneck_blocks"),
         memorised=table_outputs("diffusion_memorised"),
-        geometry=table_outputs("diffusion_blocks"),
+        blocks=table_outputs("diffusion_blocks"),
     benchmark:
         results("benchmarks", "diffusion_report.tsv")
     log:

@@ -7,13 +7,13 @@ rule fault_localisation:
     input:
         weights=expand(results("models", "{model}.safetensors"), model=_FAULTS["models"]),
     output:
-        batches=results("faults", "verdicts.csv"),
-        outputs=results("faults", "faulted_outputs.npz"),
+        verdicts=results("faults", "verdicts.csv"),
+        faulted_outputs=results("faults", "faulted_outputs.npz"),
         accuracy=table_outputs("faults_accuracy"),
-        modes=table_outputs("faults_modes"),
+        mode_confusion=table_outputs("faults_mode_confusion"),
         faults=table_outputs("faults_list"),
         corruption_modes=table_outputs("faults_corruption_modes"),
-        confusion=figure_outputs("faults_confusion"),
+        onset_confusion=figure_outputs("faults_onset_confusion"),
         detection=figure_outputs("faults_detection"),
     params:
         cache_dir=results("cache", "corruptions"),

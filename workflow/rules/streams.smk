@@ -10,10 +10,10 @@ rule stream_detection:
         runs=results("streams", "runs.csv"),
         curves=table_outputs("streams_curves"),
         matched=table_outputs("streams_matched"),
-        deepdrift=table_outputs("streams_deepdrift"),
-        issue3=table_outputs("streams_issue3"),
+        deepdrift_delays=table_outputs("streams_deepdrift_delays"),
+        monitor_acceptance=table_outputs("streams_monitor_acceptance"),
         timeline=figure_outputs("streams_timeline"),
-        curves_figure=figure_outputs("streams_delay_far"),
+        delay_far=figure_outputs("streams_delay_far"),
     params:
         cache_dir=results("cache", "corruptions"),
     benchmark:

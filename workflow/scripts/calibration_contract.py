@@ -1,20 +1,10 @@
-"""Thin adapter: the sigma-contract check on the configured trained models."""
+"""Thin adapter: rule calibration_contract -> experiments.calibration_check.run.contract."""
 
-from _common import setup, stem, weights_by_model
+from _common import setup
 
-from experiments.calibration_check.run import calibration_check
+from experiments.calibration_check.run import contract
+from experiments.workflow_config import load_config
 
-setup(snakemake)  # noqa: F821
-cfg = snakemake.config  # noqa: F821
-out = snakemake.output  # noqa: F821
-models = cfg["calibration"]["models"]
-calibration_check(
-    model_cfgs=cfg["models"],
-    weights=weights_by_model(snakemake, models),  # noqa: F821
-    data_cfg=cfg["data"],
-    study_cfg=cfg["calibration"],
-    out_drift=out.drift,
-    figure_stem=stem(out.figure),
-    table_stem=stem(out.table),
-    noise_table_stem=stem(out.noise),
-)
+smk = snakemake  # noqa: F821  (the object Snakemake's script directive provides)
+setup(smk)
+contract(load_config(smk.config), dict(smk.input), dict(smk.output))

@@ -1,10 +1,10 @@
-"""Thin adapter: the cached corrupted held-out set of the corruption benchmark."""
+"""Thin adapter: rule corruption_images -> experiments.corruption.run.images."""
 
 from _common import setup
 
-from experiments.corruption import build_corrupted_heldout
+from experiments.corruption.run import images
+from experiments.workflow_config import load_config
 
-setup(snakemake)  # noqa: F821
-cfg = snakemake.config  # noqa: F821
-build_corrupted_heldout(cfg["data"], cfg["corruption"], cache_dir=snakemake.params.cache,  # noqa: F821
-                        manifest_out=snakemake.output.manifest)  # noqa: F821
+smk = snakemake  # noqa: F821  (the object Snakemake's script directive provides)
+setup(smk)
+images(load_config(smk.config), dict(smk.input), dict(smk.output), cache_dir=smk.params.cache)

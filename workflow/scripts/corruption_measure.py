@@ -1,12 +1,10 @@
-"""Thin adapter: batch scores of every detector and accuracy of one trained model on the corrupted set."""
+"""Thin adapter: rule corruption_measure -> experiments.corruption.run.measure (one model)."""
 
 from _common import setup
 
-from experiments.corruption import measure_corruption
+from experiments.corruption.run import measure
+from experiments.workflow_config import load_config
 
-setup(snakemake)  # noqa: F821
-cfg = snakemake.config  # noqa: F821
-key = snakemake.wildcards.model  # noqa: F821
-out = snakemake.output  # noqa: F821
-measure_corruption(key, cfg["models"][key], snakemake.input.weights, cfg["data"], cfg["corruption"],  # noqa: F821
-                   snakemake.input.manifest, out.scores, out.accuracy, out.taps)  # noqa: F821
+smk = snakemake  # noqa: F821  (the object Snakemake's script directive provides)
+setup(smk)
+measure(load_config(smk.config), dict(smk.input), dict(smk.output), model=smk.wildcards.model)

@@ -1,21 +1,10 @@
-"""Thin adapter: AUROC/TPR, the three figures and the tables of the corruption benchmark."""
+"""Thin adapter: rule corruption_report -> experiments.corruption.run.report."""
 
-from _common import setup, stem
+from _common import setup
 
-from experiments.corruption import corruption_report
+from experiments.corruption.run import report
+from experiments.workflow_config import load_config
 
-CSVS = ("detection", "layers", "profile")
-STEMS = ("mri", "severity", "detection_figure", "clean_accuracy", "auroc", "tpr", "layer_auroc", "drift_accuracy")
-
-setup(snakemake)  # noqa: F821
-inp, out = snakemake.input, snakemake.output  # noqa: F821
-models = snakemake.params.models  # noqa: F821
-
-
-def per_model(paths):
-    return dict(zip(models, paths, strict=True))
-
-
-outputs = {key: out[key] for key in CSVS} | {key: stem(out[key]) for key in STEMS}
-scores, accuracy, taps, metrics = (per_model(paths) for paths in (inp.scores, inp.accuracy, inp.taps, inp.metrics))
-corruption_report(scores, accuracy, taps, metrics, snakemake.config["corruption"], outputs)  # noqa: F821
+smk = snakemake  # noqa: F821  (the object Snakemake's script directive provides)
+setup(smk)
+report(load_config(smk.config), dict(smk.input), dict(smk.output))

@@ -1,11 +1,10 @@
-"""Thin adapter: memorisation, loss gap and per-block drift at every checkpoint of one (N, seed) run."""
+"""Thin adapter: rule diffusion_evaluate -> experiments.diffusion.run.evaluate (one run)."""
 
 from _common import setup
 
-from experiments.diffusion.run import FRAMES, evaluate_job
+from experiments.diffusion.run import evaluate
+from experiments.workflow_config import load_config
 
-setup(snakemake)  # noqa: F821
-out = snakemake.output  # noqa: F821
-n_train, seed = (int(part[1:]) for part in snakemake.wildcards.run.split("_"))  # noqa: F821
-evaluate_job(snakemake.config["diffusion"], n_train, seed, snakemake.input.manifest,  # noqa: F821
-             {name: getattr(out, name) for name in (*FRAMES, "samples")})
+smk = snakemake  # noqa: F821  (the object Snakemake's script directive provides)
+setup(smk)
+evaluate(load_config(smk.config), dict(smk.input), dict(smk.output), run=smk.wildcards.run)

@@ -1,14 +1,10 @@
-"""Thin adapter: figures and tables of the diffusion study from the per-run CSVs."""
+"""Thin adapter: rule diffusion_report -> experiments.diffusion.run.report."""
 
-from _common import setup, stem
+from _common import setup
 
-from experiments.diffusion.run import FRAMES, report_job
+from experiments.diffusion.run import report
+from experiments.workflow_config import load_config
 
-STEMS = ("heatmap", "memorisation", "bottleneck", "samples", "onsets", "onset_summary", "bottleneck_table",
-         "memorised", "geometry")  # fmt: skip
-
-setup(snakemake)  # noqa: F821
-inp, out = snakemake.input, snakemake.output  # noqa: F821
-frames = {name: list(getattr(inp, name)) for name in FRAMES}
-stems = {name: stem(getattr(out, name)) for name in STEMS}
-report_job(snakemake.config["diffusion"], frames, list(inp.samples), stems)  # noqa: F821
+smk = snakemake  # noqa: F821  (the object Snakemake's script directive provides)
+setup(smk)
+report(load_config(smk.config), dict(smk.input), dict(smk.output))

@@ -1,10 +1,10 @@
-"""Thin adapter: train one (N, seed) DDPM of the diffusion study (resumes from its checkpoint folder)."""
+"""Thin adapter: rule diffusion_train -> experiments.diffusion.run.train (one run; resumes from its folder)."""
 
 from _common import setup
 
-from experiments.diffusion.run import train_job
+from experiments.diffusion.run import train
+from experiments.workflow_config import load_config
 
-setup(snakemake)  # noqa: F821
-n_train, seed = (int(part[1:]) for part in snakemake.wildcards.run.split("_"))  # noqa: F821
-train_job(snakemake.config["diffusion"], n_train, seed, snakemake.params.folder,  # noqa: F821
-          snakemake.output.manifest)  # noqa: F821
+smk = snakemake  # noqa: F821  (the object Snakemake's script directive provides)
+setup(smk)
+train(load_config(smk.config), dict(smk.input), dict(smk.output), run=smk.wildcards.run, folder=smk.params.folder)

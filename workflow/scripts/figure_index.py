@@ -1,8 +1,9 @@
-"""Thin adapter: write the figures README from workflow/figures.yaml."""
+"""Thin adapter: rule figure_index -> experiments.figure_index.write_index."""
 
 from pathlib import Path
 
 from experiments.figure_index import write_index
 
-out = Path(snakemake.output[0])  # noqa: F821
-write_index(out.parent, snakemake.params.catalogue, snakemake.params.config_set, out)  # noqa: F821
+smk = snakemake  # noqa: F821  (the object Snakemake's script directive provides)
+out = Path(smk.output[0])
+write_index(out.parent, smk.params.catalogue, smk.params.config_set, out)

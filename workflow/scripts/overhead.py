@@ -1,16 +1,10 @@
-"""Thin adapter: monitor overhead against a plain forward pass."""
+"""Thin adapter: rule overhead -> experiments.calibration_check.run.overhead."""
 
-from _common import setup, stem, weights_by_model
+from _common import setup
 
-from experiments.calibration_check.run import overhead_check
+from experiments.calibration_check.run import overhead
+from experiments.workflow_config import load_config
 
-setup(snakemake)  # noqa: F821
-cfg = snakemake.config  # noqa: F821
-models = cfg["calibration"]["overhead"]["models"]
-overhead_check(
-    model_cfgs=cfg["models"],
-    weights=weights_by_model(snakemake, models),  # noqa: F821
-    data_cfg=cfg["data"],
-    study_cfg=cfg["calibration"],
-    table_stem=stem(snakemake.output.table),  # noqa: F821
-)
+smk = snakemake  # noqa: F821  (the object Snakemake's script directive provides)
+setup(smk)
+overhead(load_config(smk.config), dict(smk.input), dict(smk.output))

@@ -1,12 +1,10 @@
-"""Thin adapter: memory of a long-running monitor (bounded by default, and unbounded for contrast)."""
+"""Thin adapter: rule soak -> experiments.calibration_check.run.soak."""
 
-from _common import setup, stem
+from _common import setup
 
-from experiments.calibration_check.run import soak_check
+from experiments.calibration_check.run import soak
+from experiments.workflow_config import load_config
 
-setup(snakemake)  # noqa: F821
-soak_check(
-    study_cfg=snakemake.config["calibration"],  # noqa: F821
-    table_stem=stem(snakemake.output.table),  # noqa: F821
-    trace_csv=snakemake.output.trace,  # noqa: F821
-)
+smk = snakemake  # noqa: F821  (the object Snakemake's script directive provides)
+setup(smk)
+soak(load_config(smk.config), dict(smk.input), dict(smk.output))

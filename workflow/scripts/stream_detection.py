@@ -1,19 +1,10 @@
-"""Thin adapter: the streaming-detection benchmark on the configured trained models."""
+"""Thin adapter: rule stream_detection -> experiments.streams.run.run."""
 
-from _common import setup, stem, weights_by_model
+from _common import setup
 
-from experiments.streams.run import stream_benchmark
+from experiments.streams.run import run
+from experiments.workflow_config import load_config
 
-setup(snakemake)  # noqa: F821
-cfg = snakemake.config  # noqa: F821
-out = snakemake.output  # noqa: F821
-models = cfg["streams"]["models"]
-stream_benchmark(
-    model_cfgs=cfg["models"],
-    weights=weights_by_model(snakemake, models),  # noqa: F821
-    data_cfg=cfg["data"],
-    study_cfg=cfg["streams"],
-    out_runs=out.runs,
-    stems={name: stem(out[name]) for name in ("curves", "matched", "deepdrift", "issue3", "timeline", "curves_figure")},
-    cache_dir=snakemake.params.cache_dir,  # noqa: F821
-)
+smk = snakemake  # noqa: F821  (the object Snakemake's script directive provides)
+setup(smk)
+run(load_config(smk.config), dict(smk.input), dict(smk.output), cache_dir=smk.params.cache_dir)

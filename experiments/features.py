@@ -1,14 +1,15 @@
-"""What every shift detector reads: logits, penultimate features and pooled tap features, from one forward pass.
+"""What every study reads of a classifier: per-image logits, penultimate features and pooled tap features.
 
-Detectors of the corruption and streaming studies all score the same images; extracting everything a detector
-could need in a single pass (rather than letting each peer library run the model again) keeps the CPU budget of
-the benchmarks small and guarantees that all methods see exactly the same activations.
+In eval mode a network treats every image independently, so the pooled features of an image do not depend on the
+batch it arrives in. One forward pass per image therefore feeds every method (DeepDrift's taps, the peers'
+logits and penultimate features), all methods see the same activations, and batches of any size are formed from
+the stored rows afterwards: exactly what ``DeepDriftMonitor.step`` would see, at the cost of one forward pass.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,8 +18,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from deepdrift import LayerTaps
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,6 +49,10 @@ class FeatureSet:
             labels=None if self.labels is None else self.labels[idx],
         )
 
+    def msp(self) -> np.ndarray:
+        """Maximum softmax probability per image (the model's confidence), float64."""
+        return torch.softmax(self.logits.double(), dim=1).max(dim=1).values.numpy()
+
 
 def classifier_layer(model: nn.Module) -> nn.Linear:
     """The final linear layer of a classifier: timm's ``get_classifier()``, else the last ``nn.Linear``.
@@ -75,9 +78,10 @@ def classifier_layer(model: nn.Module) -> nn.Linear:
 def extract_features(
     model: nn.Module,
     x: torch.Tensor,
-    labels: torch.Tensor | None = None,
-    taps: LayerTaps | None = None,
-    batch_size: int = 256,
+    taps: LayerTaps | Sequence[str] | None = None,
+    *,
+    labels: torch.Tensor | np.ndarray | None = None,
+    batch_size: int = 128,
     desc: str = "features",
 ) -> FeatureSet:
     """Run ``model`` (in eval mode) over ``x`` once and keep logits, penultimate and tap features.
@@ -85,15 +89,20 @@ def extract_features(
     Args:
         model: a classifier with a final ``nn.Linear`` (see :func:`classifier_layer`).
         x: ``[N, ...]`` model inputs.
+        taps: DeepDrift's taps of ``model``, or the module names to tap (in depth order); ``None`` skips them.
         labels: optional ``[N]`` labels carried along (Mahalanobis, ViM and KNN fit on labelled data).
-        taps: DeepDrift's taps; ``None`` skips them (baselines only).
-        batch_size: forward batch size (activations are pooled per sample, so it does not change results).
+        batch_size: images per forward pass; keep it fixed between runs that are compared bit for bit.
         desc: progress bar label.
+
+    Example:
+        >>> feats = extract_features(model, images, ["layer1", "layer2"])  # doctest: +SKIP
+        >>> feats.subset(range(16)).taps["layer2"].shape  # doctest: +SKIP
     """
     model.eval()
+    if taps is not None and not isinstance(taps, LayerTaps):
+        taps = LayerTaps(model, layers=list(taps))
     head = classifier_layer(model)
-    chunks: dict[str, list[torch.Tensor]] = {"logits": [], "penultimate": []}
-    tap_chunks: dict[str, list[torch.Tensor]] = {}
+    logits, penultimate, tap_chunks = [], [], {}
     captured: list[torch.Tensor] = []
     handle = head.register_forward_pre_hook(lambda _m, inputs: captured.append(inputs[0].detach().flatten(1)))
     try:
@@ -101,18 +110,41 @@ def extract_features(
             xb = x[start : start + batch_size]
             captured.clear()
             if taps is None:
-                logits, feats = model(xb), {}
+                out, feats = model(xb), {}
             else:
-                logits, feats = taps.run(lambda xb=xb: model(xb))
-            chunks["logits"].append(logits.float().cpu())
-            chunks["penultimate"].append(captured[-1].float().cpu())
+                out, feats = taps.run(lambda xb=xb: model(xb))
+            logits.append(out.float().cpu())
+            penultimate.append(captured[-1].float().cpu())
             for name, value in feats.items():
                 tap_chunks.setdefault(name, []).append(value.float().cpu())
     finally:
         handle.remove()
     return FeatureSet(
-        logits=torch.cat(chunks["logits"]),
-        penultimate=torch.cat(chunks["penultimate"]),
+        logits=torch.cat(logits),
+        penultimate=torch.cat(penultimate),
         taps={name: torch.cat(parts) for name, parts in tap_chunks.items()},
         labels=None if labels is None else torch.tensor(np.asarray(labels), dtype=torch.long),
     )
+
+
+def tap_order(model: nn.Module, probe: torch.Tensor) -> list[str]:
+    """The automatically chosen taps of ``model`` in execution order (one forward pass of ``probe``)."""
+    taps = LayerTaps(model)
+    with torch.no_grad():
+        taps.run(lambda: model.eval()(probe))
+    return taps.names
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block with ``n`` intra-op threads, restored afterwards.
+
+    Scoring stored features batch by batch is many tiny tensor operations, where handing work to a second thread
+    costs more than it saves; studies score on one thread.
+    """
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
