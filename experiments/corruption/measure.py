@@ -111,20 +111,9 @@ def measure_model(
     clean_batches = {b: draw_batches(len(clean_pool), b, cfg.n_clean_batches, rng_clean) for b in cfg.batch_sizes}
     rng_shift = np.random.default_rng([cfg.seed, 2])
     shift_batches = {b: draw_batches(len(clean_pool), b, cfg.n_batches, rng_shift) for b in cfg.batch_sizes}
-    scores = [
-        score_pool(clean_pool, clean_batches, deepdrift, detectors).assign(
-            corruption="clean", family="clean", severity=0
-        )
-    ]
-    acc = [
-        {
-            "corruption": "clean",
-            "family": "clean",
-            "severity": 0,
-            "accuracy": accuracy(clean_pool),
-            "n_images": len(clean_pool),
-        }
-    ]
+    meta = {"corruption": "clean", "family": "clean", "severity": 0}
+    scores = [score_pool(clean_pool, clean_batches, deepdrift, detectors).assign(**meta)]
+    acc = [{**meta, "accuracy": accuracy(clean_pool), "n_images": len(clean_pool)}]
     for entry, images in corrupted:
         start = time.perf_counter()
         pool = extract_features(model, to_input(images), taps, labels=labels, batch_size=bs, desc=entry["corruption"])

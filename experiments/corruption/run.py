@@ -90,7 +90,7 @@ def measure(cfg: WorkflowConfig, inputs: Mapping[str, Files], outputs: Mapping[s
 def load_results(
     scores: Mapping[str, str | Path], accuracy: Mapping[str, str | Path], taps: Mapping[str, str | Path]
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The per-model CSVs of :func:`measure_corruption`, concatenated: ``(methods long, taps long, accuracy)``."""
+    """The per-model CSVs of :func:`measure`, concatenated: ``(methods long, taps long, accuracy)``."""
     methods, tap_frames = [], []
     for model, path in scores.items():
         wide = pd.read_csv(path).assign(model=model)

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 import torch
+from diffusers import DDPMScheduler, UNet2DModel
 from tqdm.auto import tqdm
 
 from experiments.diffusion.config import DiffusionData, EvalSpec, TrainSpec, UNetSpec
-from experiments.diffusion.data import StudySplit, split_images
+from experiments.diffusion.data import SplitImages, StudySplit, split_images
 from experiments.diffusion.drift import block_geometry, drift_vs_null
 from experiments.diffusion.loss_gap import loss_gap_test, per_image_losses
 from experiments.diffusion.memorisation import memorisation_row, nearest_neighbours
@@ -42,7 +43,7 @@ def evaluate_run(
     split: StudySplit,
     seed: int,
 ) -> RunResults:
-    """Measure every checkpoint of one run.
+    """Measure every checkpoint of one run (and the initial weights as step 0 when ``spec.include_init``).
 
     Returns:
         ``RunResults`` whose frames carry ``n_train``, ``seed`` and ``step`` columns (drift also ``t``, ``set``).
@@ -62,48 +63,54 @@ def evaluate_run(
             model.eval()
         else:
             load_checkpoint_weights(path, model)
-        with torch.no_grad():
-            samples = ddim_sample(model, scheduler, spec.n_samples, spec.ddim_steps, spec.sample_seed)
-            mem_rows.append({"step": step, **memorisation_row(samples, images.train, spec.memorisation_ratio)})
-            train_losses = per_image_losses(model, scheduler, images.scored, spec.loss_draws, spec.noise_seed)
-            held_losses = per_image_losses(model, scheduler, images.null_sets[0], spec.loss_draws, spec.noise_seed)
-            loss_rows.append(
-                {"step": step, **loss_gap_test(train_losses, held_losses, spec.n_bootstrap, spec.noise_seed + step)}
-            )
-            for t in spec.timesteps:
-                drift_frames.append(
-                    drift_vs_null(
-                        model,
-                        scheduler,
-                        images.calib,
-                        images.scored,
-                        images.null_sets,
-                        t,
-                        spec.noise_seed,
-                        spec.noise_draws,
-                    ).assign(step=step)
-                )
+        samples, mem_row, loss_row, drift = measure_checkpoint(model, scheduler, images, spec, step)
+        mem_rows.append(mem_row)
+        loss_rows.append(loss_row)
+        drift_frames.append(drift)
         logger.info(
             "N=%d seed=%d step %d: memorised %.2f, loss gap %.4f (%.1f s)",
             n_train,
             seed,
             step,
-            mem_rows[-1]["memorised_fraction"],
-            loss_rows[-1]["loss_gap"],
+            mem_row["memorised_fraction"],
+            loss_row["loss_gap"],
             time.perf_counter() - began,
         )
     tag = {"n_train": n_train, "seed": seed}
-    nb = nearest_neighbours(samples, images.train)
-    final = {
-        "samples": samples,
-        "nearest": images.train[torch.as_tensor(nb.first)],
-        "ratio": torch.as_tensor(nb.ratio),
-        "d_first": torch.as_tensor(nb.d_first),
-    }
     return RunResults(
         memorisation=pd.DataFrame(mem_rows).assign(**tag),
         loss=pd.DataFrame(loss_rows).assign(**tag),
         drift=pd.concat(drift_frames, ignore_index=True).assign(**tag),
         geometry=block_geometry(model, images.calib).assign(**tag),
-        samples=final,
+        samples=samples_with_neighbours(samples, images.train),
     )
+
+
+@torch.no_grad()
+def measure_checkpoint(
+    model: UNet2DModel, scheduler: DDPMScheduler, images: SplitImages, spec: EvalSpec, step: int
+) -> tuple[torch.Tensor, dict, dict, pd.DataFrame]:
+    """One checkpoint: its DDIM samples, memorisation row, loss-gap row and per-block drift against the null."""
+    samples = ddim_sample(model, scheduler, spec.n_samples, spec.ddim_steps, spec.sample_seed)
+    mem_row = {"step": step, **memorisation_row(samples, images.train, spec.memorisation_ratio)}
+    train_losses = per_image_losses(model, scheduler, images.scored, spec.loss_draws, spec.noise_seed)
+    held_losses = per_image_losses(model, scheduler, images.null_sets[0], spec.loss_draws, spec.noise_seed)
+    loss_row = {"step": step, **loss_gap_test(train_losses, held_losses, spec.n_bootstrap, spec.noise_seed + step)}
+    drift = [
+        drift_vs_null(
+            model, scheduler, images.calib, images.scored, images.null_sets, t, spec.noise_seed, spec.noise_draws
+        ).assign(step=step)
+        for t in spec.timesteps
+    ]
+    return samples, mem_row, loss_row, pd.concat(drift, ignore_index=True)
+
+
+def samples_with_neighbours(samples: torch.Tensor, train: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The last checkpoint's samples with their nearest training images and distance ratios (the sample grid)."""
+    nb = nearest_neighbours(samples, train)
+    return {
+        "samples": samples,
+        "nearest": train[torch.as_tensor(nb.first)],
+        "ratio": torch.as_tensor(nb.ratio),
+        "d_first": torch.as_tensor(nb.d_first),
+    }
