@@ -1,4 +1,4 @@
-# Corruption benchmark (issue 4, figures 1-3): drift MRI, drift vs severity and accuracy, batch-level detection
+# Corruption benchmark (figures 1-3): drift MRI, drift vs severity and accuracy, batch-level detection
 # against pytorch-ood and torchdrift baselines. Models come from rule train_model.
 
 _COR = config["corruption"]

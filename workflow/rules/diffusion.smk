@@ -1,4 +1,4 @@
-# U-Net diffusion memorisation study (issue 5): one training job and one evaluation job per (N, seed), then a report.
+# U-Net diffusion memorisation study: one training job and one evaluation job per (N, seed), then a report.
 # Training resumes from its checkpoint folder when a job was killed; evaluation rereads the finished checkpoints.
 
 _DIFF = config["diffusion"]
