@@ -21,11 +21,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from deepdrift import DoctorConfig, DriftScorer, FailureMode, Tap, diagnose_drift
+from deepdrift import DoctorConfig, DriftScorer, FailureMode, Tap, diagnose_drift, log_level
 from experiments.features import FeatureSet, extract_features, torch_threads
 from experiments.localisation.faults import fault_seed, input_fault, internal_fault
 from experiments.localisation.sites import FaultSite, pre_onset_change
-from experiments.quiet import quiet_logger
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +142,7 @@ def evaluate_faults(
     clean_pred = clean.logits.argmax(dim=1)
     clean_acc = float((clean_pred == labels).float().mean())
     batch_rows, fault_rows, predictions = [], [], []
-    with quiet_logger("deepdrift.scores"):  # bit flips: one NaN warning per tap and batch, by design
+    with log_level("ERROR"):  # bit flips: one NaN warning per tap and batch, by design
         for fault in tqdm(faults, desc=f"faults {model_key}", disable=None, leave=False):
             feats = faulted_features(model, fault, images, taps, mean, std, probe)
             pred = feats.logits.argmax(dim=1)

@@ -11,14 +11,13 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from deepdrift import LayerTaps, ObserverConfig
+from deepdrift import LayerTaps, ObserverConfig, log_level
 from experiments.atomic import write_csv
 from experiments.data import DataSpec
 from experiments.data.study_images import study_images
 from experiments.features import tap_order, torch_threads
 from experiments.figures import save_figure, write_table
 from experiments.models.zoo import ModelSpec, load_model
-from experiments.quiet import quiet_logger
 from experiments.rule_io import Files, by_model, checked, output_paths
 from experiments.streams.acceptance import monitor_acceptance
 from experiments.streams.bank import FeatureBank, build_bank
@@ -111,7 +110,7 @@ def run_model(
         sum(len(v) for k, v in streams.items() if k != "change"),
         len(streams["change"]),
     )
-    with torch_threads(1), quiet_logger("deepdrift.monitor"):  # thousands of alerts by design: keep logs short
+    with torch_threads(1), log_level("ERROR"):  # thousands of alerts by design: keep logs short
         monitor = replay_monitor(bank.widths, bank.labels, bank.calib_packed, ObserverConfig())
         rows = deepdrift_rows(monitor, bank, streams, cfg.theta_high)
         rows += river_rows(
