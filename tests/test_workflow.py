@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +92,93 @@ def test_an_invalid_config_is_rejected(tmp_path):
            "--config", "config_set=test", "threads=0"]
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode != 0 and "threads" in result.stdout + result.stderr
+
+
+def _threads_by_rule(config_set: str) -> dict[str, int]:
+    """Each rule's declared ``threads:`` under ``config_set`` (a dry run with more cores than any rule asks for)."""
+    cmd = [
+        str(SNAKEMAKE),
+        "-s",
+        str(REPO / "workflow" / "Snakefile"),
+        "--cores",
+        "1024",
+        "--dry-run",
+        "--forceall",
+        "--config",
+        f"config_set={config_set}",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    declared, rule = {}, None
+    for line in (result.stdout + result.stderr).splitlines():
+        if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
+            rule = line.split()[1].rstrip(":")
+            declared.setdefault(rule, 1)  # snakemake prints threads only when above 1
+        elif rule and line.strip().startswith("threads:"):
+            declared[rule] = int(line.split(":")[1])
+    return declared
+
+
+@pytest.mark.parametrize("config_set", ["test", "default", "paper"])
+def test_every_rule_computes_on_the_threads_it_declares(config_set):
+    sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+    try:
+        import _common
+    finally:
+        sys.path.remove(str(REPO / "workflow" / "scripts"))
+    config = {}
+    for path in sorted((REPO / "workflow" / "config" / config_set).glob("*.yaml")):
+        config.update(yaml.safe_load(path.read_text()))
+    declared = _threads_by_rule(config_set)
+    scripted = {rule for rule in declared if rule not in ("all", "figure_index")}  # rules that call setup()
+    assert scripted <= set(_common.RULE_THREADS), "add the new rule to workflow/scripts/_common.py RULE_THREADS"
+    assert {rule: _common.rule_threads(rule, config) for rule in scripted} == {r: declared[r] for r in scripted}
+
+
+def _digest(path: Path) -> str:
+    if path.suffix == ".safetensors":  # tensors and metadata: safetensors writes its metadata in a random key order
+        from safetensors import safe_open
+
+        digest = hashlib.sha256()
+        with safe_open(str(path), framework="pt") as fh:
+            digest.update(json.dumps(fh.metadata(), sort_keys=True).encode())
+            for name in sorted(fh.keys()):
+                digest.update(name.encode() + fh.get_tensor(name).numpy().tobytes())
+        return digest.hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# Files that record the run rather than the result: timings (benchmarks, metrics and train JSON), log lines,
+# and torch.save checkpoints (each carries a random serialization id).
+_RUN_RECORDS = ("benchmarks/*", "logs/*", "*.ckpt", "models/*.json", "diffusion/*/train.json")
+
+
+def _result_digests(results: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(results)): _digest(p)
+        for p in sorted(results.rglob("*"))
+        if p.is_file() and not any(p.relative_to(results).match(pattern) for pattern in _RUN_RECORDS)
+    }
+
+
+@pytest.mark.slow
+def test_a_forced_rerun_on_other_thread_grants_reproduces_every_result_byte_for_byte(workflow_run):
+    """Retrain from scratch with every rule granted one thread: every figure, table and weight file is identical.
+
+    The monitor-overhead and memory-soak rules measure this machine (wall clock, resident memory); they are left out
+    of the rerun (``--omit-from``), and with them the figure index that depends on them.
+    """
+    results = workflow_run / "results" / "test"
+    before = _result_digests(results)
+    for checkpoint in [*results.glob("models/*.ckpt"), *results.glob("diffusion/*/checkpoints")]:
+        shutil.rmtree(checkpoint) if checkpoint.is_dir() else checkpoint.unlink()
+    rerun = _snakemake(workflow_run, "--forceall", "--max-threads", "1", "--omit-from", "overhead", "soak")
+    assert rerun.returncode == 0, rerun.stderr[-4000:]
+    assert "computing on 2 threads as the config declares (the scheduler granted 1)" in "".join(
+        p.read_text() for p in (results / "logs").glob("train_model_*.log")
+    )
+    after = _result_digests(results)
+    assert before.keys() == after.keys()
+    changed = sorted(name for name in before if before[name] != after[name])
+    assert not changed, f"a forced rerun changed: {changed}"
+    assert any(name.endswith(".pdf") for name in before) and any(name.startswith("models/") for name in before)

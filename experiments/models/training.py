@@ -1,10 +1,15 @@
 """A small, resumable classifier training loop for CPU budgets (and GPUs when a user has one).
 
-Every random choice (batch order, augmentation) is derived from ``(cfg.seed, step)``, so a run that is killed
-and resumed from its checkpoint sees the same batches as an uninterrupted one. Checkpoints are plain
-tensors and builtins written with ``torch.save`` and read back with ``torch.load(weights_only=True)``.
-Seed the model initialisation yourself (``torch.manual_seed`` before ``build_model``), and set
-``torch.set_num_threads`` in the caller.
+Reproducible to the bit: every random choice is derived from ``(cfg.seed, step)`` (batch order and augmentation
+from their own generators; dropout, drop-path and random dataset transforms from the global torch, numpy and
+``random`` generators, reseeded every step), so two runs, or a run killed and resumed from its checkpoint, see
+the same batches, masks and draws. Training runs under :func:`reproducible` (deterministic kernels, cuDNN
+autotuning off). Checkpoints are plain tensors and builtins written with ``torch.save`` and read back with
+``torch.load(weights_only=True)``.
+
+Two things stay with the caller: seed the model initialisation (``torch.manual_seed`` before ``build_model``), and
+fix the CPU thread count (``torch.set_num_threads``): float sums are split into one partial sum per thread, so the
+weights depend on the count (the workflow fixes it per rule in ``workflow/scripts/_common.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +17,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -29,6 +37,9 @@ from experiments.atomic import atomic_path
 logger = logging.getLogger(__name__)
 
 _BOOKKEEPING_FIELDS = frozenset({"checkpoint_every", "log_every"})  # may change between resumes
+CUBLAS_WORKSPACE = ":4096:8"
+"""``CUBLAS_WORKSPACE_CONFIG`` that makes cuBLAS deterministic (CUDA >= 10.2); read when cuBLAS starts, so set it
+before the first matmul on a GPU (the workflow sets it before torch is imported)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +119,54 @@ class TrainResult:
 
 def _derived_seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed the global generators a model or dataset may draw from: torch (CPU and every GPU), numpy, ``random``."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@contextmanager
+def reproducible(seed: int, device: str | torch.device = "cpu") -> Iterator[None]:
+    """Seed every global generator and choose deterministic kernels inside the block; restore all of it after.
+
+    Inside: ``torch.use_deterministic_algorithms(True)``, cuDNN deterministic with autotuning off (the fastest
+    algorithm is chosen by timing, so it changes between runs), ``CUBLAS_WORKSPACE_CONFIG`` set if unset. On the CPU
+    an op without a deterministic kernel raises; on a GPU it warns instead, because common backward kernels
+    (adaptive average pooling, interpolation) have none and a GPU run should not stop for them. The caller's
+    generator states, determinism flags and environment are restored on exit, so training leaves no trace on them.
+
+    Args:
+        seed: Seeds torch, numpy and ``random`` at entry.
+        device: Where the block computes; its generator (for a GPU) is saved and restored too.
+    """
+    device = torch.device(device)
+    gpu = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    flags = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
+    workspace = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=gpu, device_type="cuda"):
+        try:
+            if workspace is None:
+                os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE
+            torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+            seed_everything(seed)
+            yield
+        finally:
+            torch.use_deterministic_algorithms(flags[0], warn_only=flags[1])
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = flags[2], flags[3]
+            if workspace is None:
+                os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+            random.setstate(py_state)
+            np.random.set_state(np_state)
 
 
 def _get_batch(dataset: Dataset, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -200,6 +259,9 @@ def train_classifier(
 ) -> TrainResult:
     """Train ``model`` in place with cross-entropy, a cosine schedule and optional flips/crops.
 
+    The loop runs under :func:`reproducible`: the same model, data, config and CPU thread count give bitwise-equal
+    weights in any process, resumed or not. The caller's random states and determinism flags are restored after.
+
     Args:
         model: Classifier returning logits ``[B, num_classes]``.
         train_dataset: Map-style dataset of ``(image, label)``; a ``TensorDataset`` is sliced directly.
@@ -227,8 +289,12 @@ def train_classifier(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     model.train()
     t0 = time.perf_counter()
-    with tqdm(total=cfg.steps, initial=start, desc="train", disable=None, leave=False) as bar:
+    with (
+        reproducible(cfg.seed, device),
+        tqdm(total=cfg.steps, initial=start, desc="train", disable=None, leave=False) as bar,
+    ):
         for step in range(start, cfg.steps):
+            seed_everything(_derived_seed(cfg.seed, step, 2))  # dropout & co. depend on (seed, step) alone
             x, y = _get_batch(train_dataset, order.indices(step))
             x = _augment(x, cfg, step) if cfg.flip or cfg.crop_padding else x
             for group in opt.param_groups:
