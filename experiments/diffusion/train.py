@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 from diffusers import UNet2DModel
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
-from experiments.atomic import atomic_path
+from experiments.atomic import atomic_path, write_safetensors
 from experiments.diffusion.config import TrainSpec, UNetSpec
 from experiments.diffusion.model import EMA, build_scheduler, initial_unet
 
@@ -34,9 +34,8 @@ def checkpoint_path(folder: str | Path, step: int) -> Path:
 
 
 def _save(tensors: dict[str, torch.Tensor], path: Path, step: int, fingerprint: str = "") -> None:
-    with atomic_path(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
-                  metadata={"step": str(step), "fingerprint": fingerprint})
+    write_safetensors({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, path,
+                      {"step": str(step), "fingerprint": fingerprint})
 
 
 def run_fingerprint(images: torch.Tensor, unet: UNetSpec, spec: TrainSpec, seed: int) -> str:

@@ -7,12 +7,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 import torch
 
 from deepdrift import LayerTaps
-from experiments.atomic import atomic_path, write_csv
+from experiments.atomic import write_csv, write_npz
 from experiments.data import DataSpec
 from experiments.data.study_images import study_images
 from experiments.features import extract_features, tap_order
@@ -61,12 +60,11 @@ def run(
         pd.concat([r["faults"] for r in results.values()], ignore_index=True),
     )
     write_csv(scored, out["verdicts"])
-    with atomic_path(out["faulted_outputs"]) as tmp, open(tmp, "wb") as fh:
-        np.savez_compressed(
-            fh,
-            **{f"{k}_predictions": r["predictions"] for k, r in results.items()},
-            **{f"{k}_fault_ids": r["faults"]["fault_id"].to_numpy(dtype=str) for k, r in results.items()},
-        )
+    write_npz(
+        out["faulted_outputs"],
+        **{f"{k}_predictions": r["predictions"] for k, r in results.items()},
+        **{f"{k}_fault_ids": r["faults"]["fault_id"].to_numpy(dtype=str) for k, r in results.items()},
+    )
     accuracy = accuracy_table(scored, study.min_accuracy_change)
     corruptions = pd.concat([r["corruptions"] for r in results.values()], ignore_index=True)
     _write_tables(out, scored, accuracy, corruptions, study.corruption_severity)

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
-from experiments.atomic import atomic_path
+from experiments.atomic import atomic_path, write_safetensors
 from experiments.config import from_mapping, mapping_key
 from experiments.data.spec import DataSpec, split_dataset
 from experiments.models.factory import WEIGHT_SUFFIXES, build_model, load_weights_file
@@ -143,12 +143,9 @@ def train_model(
         "data": asdict(data),
     }
     logger.info("%s (%s): held-out accuracy %.4f after %d steps", spec.key, spec.arch, accuracy, result.steps)
-    with atomic_path(weights_out) as tmp:
-        save_file(
-            {k: v.contiguous() for k, v in model.state_dict().items()},
-            str(tmp),
-            metadata={"arch": spec.arch, "key": spec.key},
-        )
+    write_safetensors(
+        {k: v.contiguous() for k, v in model.state_dict().items()}, weights_out, {"arch": spec.arch, "key": spec.key}
+    )
     with atomic_path(metrics_out) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2))
     return metrics
