@@ -117,8 +117,9 @@ def diagnose_drift(profile: DriftProfile, config: DoctorConfig = DoctorConfig())
     return _make(mode, names[onset], onset, zones[onset], severity, significant)
 
 
-def _classify(drift: np.ndarray, significant: np.ndarray, zones: list[str], onset: int,
-              config: DoctorConfig) -> FailureMode:
+def _classify(
+    drift: np.ndarray, significant: np.ndarray, zones: list[str], onset: int, config: DoctorConfig
+) -> FailureMode:
     strongest = float(np.max(drift))
     flat = float(np.min(drift)) >= config.flat_ratio * strongest
     if significant.all() and (drift.size == 1 or (flat and drift[-1] >= drift[0])):
@@ -126,7 +127,7 @@ def _classify(drift: np.ndarray, significant: np.ndarray, zones: list[str], onse
     zone = zones[onset]
     if zone == ZONES[0]:
         tail = drift[onset:]
-        output_side = float(np.max(tail[len(tail) // 2:])) if len(tail) > 1 else float(tail[0])
+        output_side = float(np.max(tail[len(tail) // 2 :])) if len(tail) > 1 else float(tail[0])
         grows = len(tail) > 1 and output_side >= config.avalanche_ratio * max(float(drift[onset]), 1e-12)
         return FailureMode.GEOMETRIC_COLLAPSE if grows else FailureMode.SENSOR_FAILURE
     if zone == ZONES[1]:
@@ -134,8 +135,16 @@ def _classify(drift: np.ndarray, significant: np.ndarray, zones: list[str], onse
     return FailureMode.GEOMETRIC_COLLAPSE
 
 
-def _make(mode: FailureMode, onset: str | None, index: int | None, zone: str | None, severity: float,
-          significant: np.ndarray) -> Diagnosis:
+def _make(
+    mode: FailureMode, onset: str | None, index: int | None, zone: str | None, severity: float, significant: np.ndarray
+) -> Diagnosis:
     level, text = _MESSAGES[mode]
-    return Diagnosis(mode=mode, onset_layer=onset, onset_index=index, zone=zone, severity=severity,
-                     significant=tuple(bool(s) for s in significant), message=f"{level}: {text}")
+    return Diagnosis(
+        mode=mode,
+        onset_layer=onset,
+        onset_index=index,
+        zone=zone,
+        severity=severity,
+        significant=tuple(bool(s) for s in significant),
+        message=f"{level}: {text}",
+    )

@@ -86,21 +86,31 @@ class DriftHistory:
         drift, states = self.drift_matrix, self.state_matrix
         steps = np.asarray(self.steps, dtype=np.int64)
         n_layers = len(self.layers)
-        return pd.DataFrame({
-            "step": np.tile(steps, n_layers),
-            "layer": np.repeat(self.layers, steps.size),
-            "label": np.repeat(self.labels, steps.size),
-            "drift": drift.reshape(-1),
-            "state": states.reshape(-1).astype(str) if steps.size else np.array([], dtype=str),
-        })
+        return pd.DataFrame(
+            {
+                "step": np.tile(steps, n_layers),
+                "layer": np.repeat(self.layers, steps.size),
+                "label": np.repeat(self.labels, steps.size),
+                "drift": drift.reshape(-1),
+                "state": states.reshape(-1).astype(str) if steps.size else np.array([], dtype=str),
+            }
+        )
 
     def alerts_frame(self) -> pd.DataFrame:
         """One row per kept alert event: ``step``, ``layer``, ``label``, ``zone``, ``kind``, ``value``,
         ``threshold``, ``message``."""
         pd = _pandas()
         rows: list[dict[str, Any]] = [
-            {"step": a.step, "layer": a.layer, "label": a.label, "zone": a.zone, "kind": a.kind.value,
-             "value": a.value, "threshold": a.threshold, "message": str(a)}
+            {
+                "step": a.step,
+                "layer": a.layer,
+                "label": a.label,
+                "zone": a.zone,
+                "kind": a.kind.value,
+                "value": a.value,
+                "threshold": a.threshold,
+                "message": str(a),
+            }
             for a in self.alerts
         ]
         columns = ["step", "layer", "label", "zone", "kind", "value", "threshold", "message"]
@@ -144,8 +154,10 @@ class DriftHistory:
         alerts_path = path.with_name(f"{path.stem}.alerts{suffix}")
         for target in (path, alerts_path):
             if not target.is_file():
-                raise FileNotFoundError(f"no history file {target} (DriftHistory.save writes {path.name} and "
-                                        f"{alerts_path.name} side by side; keep them together)")
+                raise FileNotFoundError(
+                    f"no history file {target} (DriftHistory.save writes {path.name} and "
+                    f"{alerts_path.name} side by side; keep them together)"
+                )
         return cls.from_frames(_read_table(path), _read_table(alerts_path))
 
     @classmethod
@@ -186,8 +198,17 @@ def _alerts_from_frame(frame: pd.DataFrame) -> list[Alert]:
     for row in frame.itertuples(index=False):
         if str(row.kind) not in kinds:
             raise ValueError(f"alerts table: unknown kind {row.kind!r}; expected one of {sorted(kinds)}")
-        alerts.append(Alert(layer=str(row.layer), label=str(row.label), zone=str(row.zone), kind=kinds[str(row.kind)],
-                            value=float(row.value), threshold=float(row.threshold), step=int(row.step)))
+        alerts.append(
+            Alert(
+                layer=str(row.layer),
+                label=str(row.label),
+                zone=str(row.zone),
+                kind=kinds[str(row.kind)],
+                value=float(row.value),
+                threshold=float(row.threshold),
+                step=int(row.step),
+            )
+        )
     return alerts
 
 

@@ -245,10 +245,19 @@ class DeepDriftMonitor:
             self._check_open()
             model = unwrap_ddp(self.model)
             calibrations = calibrate_contexts(
-                self._taps, lambda batch: call_model(model, batch, self.forward_fn), self.model, loader,
-                max_batches, progress, context, self.scorer.calibration_config,
+                self._taps,
+                lambda batch: call_model(model, batch, self.forward_fn),
+                self.model,
+                loader,
+                max_batches,
+                progress,
+                context,
+                self.scorer.calibration_config,
                 metadata=lambda: calibration_metadata(self.model, self.arch_name, self._taps),
-                weights_digest=weights_digest, update=update, distributed=distributed, running=self._running,
+                weights_digest=weights_digest,
+                update=update,
+                distributed=distributed,
+                running=self._running,
                 current=lambda key: self._scorers[key].calibration if key in self._scorers else None,
             )
             for key, calibration in calibrations.items():
@@ -280,8 +289,12 @@ class DeepDriftMonitor:
             if not allow_transfer:
                 check_fingerprint(saved, current, str(path))
             elif differences := fingerprint_differences(saved, current):
-                warnings.warn(f"{path} was calibrated on a different model ({'; '.join(differences[:5])}); applied "
-                              "anyway because allow_transfer=True", DeepDriftWarning, stacklevel=2)
+                warnings.warn(
+                    f"{path} was calibrated on a different model ({'; '.join(differences[:5])}); applied "
+                    "anyway because allow_transfer=True",
+                    DeepDriftWarning,
+                    stacklevel=2,
+                )
         with self._lock:
             self._taps.set_order(calibration.names)
             self._scorer_for(context, create=True).set_calibration(calibration)
@@ -304,8 +317,9 @@ class DeepDriftMonitor:
             if self.model.training:  # monitoring must not update batch-norm buffers or sample dropout
                 self._checks.training_mode()
             with evaluation_mode(self.model), torch.no_grad():
-                output, features = self._taps.run(lambda: call_model(self.model, batch, self.forward_fn),
-                                                  batch_size=_batch_size(batch))
+                output, features = self._taps.run(
+                    lambda: call_model(self.model, batch, self.forward_fn), batch_size=_batch_size(batch)
+                )
             scores = scorer.score_features(features)
         self.last_output = output
         return scores
@@ -320,8 +334,9 @@ class DeepDriftMonitor:
             key = context_of(context, batch)
             scorer = self._require_calibrated(key)
             with evaluation_mode(self.model), torch.no_grad():
-                output, features = self._taps.run(lambda: call_model(self.model, batch, self.forward_fn),
-                                                  batch_size=_batch_size(batch))
+                output, features = self._taps.run(
+                    lambda: call_model(self.model, batch, self.forward_fn), batch_size=_batch_size(batch)
+                )
             scores = scorer.score_samples(features)
         self.last_output = output
         return scores
@@ -413,14 +428,24 @@ class DeepDriftMonitor:
             score, observer = scores[tap.name], self._observers[tap.name]
             alerts.extend(observer.update(score.drift, self._step))
             status[tap.name] = LayerStatus(
-                name=tap.name, label=tap.label, zone=tap.zone, depth=tap.depth, drift=score.drift,
-                p_value=score.p_value, p_adjusted=float(p_adj), breach=bool(score.drift >= self.config.theta_high),
-                state=observer.state, slope=observer.slope, statistic=score.statistic,
-                peak_statistic=score.peak_statistic, principal_statistic=score.principal_statistic,
+                name=tap.name,
+                label=tap.label,
+                zone=tap.zone,
+                depth=tap.depth,
+                drift=score.drift,
+                p_value=score.p_value,
+                p_adjusted=float(p_adj),
+                breach=bool(score.drift >= self.config.theta_high),
+                state=observer.state,
+                slope=observer.slope,
+                statistic=score.statistic,
+                peak_statistic=score.peak_statistic,
+                principal_statistic=score.principal_statistic,
                 nonfinite=score.nonfinite,
             )
-        self.history.record(self._step, np.array([d.drift for d in status.values()]),
-                            [d.state.value for d in status.values()], alerts)
+        self.history.record(
+            self._step, np.array([d.drift for d in status.values()]), [d.state.value for d in status.values()], alerts
+        )
         return status, alerts
 
     def _notify(self, alerts: list[Alert]) -> None:
@@ -442,8 +467,9 @@ class DeepDriftMonitor:
         scorer = self._scorers.get(context)
         if scorer is None and create:
             template = self.scorer
-            scorer = DriftScorer(template.calibration_config, n_null_draws=template.n_null_draws,
-                                 statistic=template.statistic)
+            scorer = DriftScorer(
+                template.calibration_config, n_null_draws=template.n_null_draws, statistic=template.statistic
+            )
             self._scorers[context] = scorer
         if scorer is None:
             raise NotCalibratedError(self._not_calibrated_message(context))
@@ -463,10 +489,14 @@ class DeepDriftMonitor:
 
     def _not_calibrated_message(self, context: Hashable) -> str:
         if context is None and not self.contexts:
-            return ("the monitor is not calibrated: call `monitor.calibrate(clean_loader, max_batches=50)` or "
-                    "`monitor.load_calibration(path)` before `step()`.")
-        return (f"no calibration for context {context!r}; calibrated contexts: {self.contexts}. Pass one of them "
-                f"as `context=`, or `monitor.calibrate(loader, context={context!r})`.")
+            return (
+                "the monitor is not calibrated: call `monitor.calibrate(clean_loader, max_batches=50)` or "
+                "`monitor.load_calibration(path)` before `step()`."
+            )
+        return (
+            f"no calibration for context {context!r}; calibrated contexts: {self.contexts}. Pass one of them "
+            f"as `context=`, or `monitor.calibrate(loader, context={context!r})`."
+        )
 
     def _check_open(self) -> None:
         if self._closed:
@@ -496,8 +526,16 @@ def _callbacks(on_alert: AlertCallback | Sequence[AlertCallback] | None) -> tupl
     return callbacks
 
 
-def _check_arguments(model: Any, arch_name: Any, drift_config: Any, layers: Any, layers_map: Any, pooling: Any,
-                     forward_fn: Any, history_size: Any) -> None:
+def _check_arguments(
+    model: Any,
+    arch_name: Any,
+    drift_config: Any,
+    layers: Any,
+    layers_map: Any,
+    pooling: Any,
+    forward_fn: Any,
+    history_size: Any,
+) -> None:
     """Fail at construction with a message that names the argument, instead of late inside ``step``."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")

@@ -52,8 +52,9 @@ class NullFit:
         values = np.asarray(values, dtype=np.float64)
         safe = np.where(np.isfinite(values), values, 0.0)
         shape = _pearson_log_sf(safe, np.array([self.mean]), np.array([self.std]), np.array([self.skew]))
-        return _splice(values, self.empirical_log_sf(safe), shape, self.junction, self.log_p_junction,
-                       self.log_sf_junction)
+        return _splice(
+            values, self.empirical_log_sf(safe), shape, self.junction, self.log_p_junction, self.log_sf_junction
+        )
 
     def empirical_log_sf(self, value: np.ndarray | float) -> np.ndarray:
         """Log of the draws' survival share at ``value`` (half-count continuity correction)."""
@@ -64,8 +65,14 @@ def _empirical_log_sf(sorted_draws: np.ndarray, value: np.ndarray | float) -> np
     return np.log1p(-(np.searchsorted(sorted_draws, value) + 0.5) / (sorted_draws.size + 1))
 
 
-def _splice(values: np.ndarray, empirical: np.ndarray, pearson: np.ndarray, junction: np.ndarray | float,
-            log_p_junction: np.ndarray | float, log_sf_junction: np.ndarray | float) -> np.ndarray:
+def _splice(
+    values: np.ndarray,
+    empirical: np.ndarray,
+    pearson: np.ndarray,
+    junction: np.ndarray | float,
+    log_p_junction: np.ndarray | float,
+    log_sf_junction: np.ndarray | float,
+) -> np.ndarray:
     """The draws' empirical log survival up to the junction, the Pearson III shape spliced on beyond it
     (``p(s) = p_emp(q) * sf(s) / sf(q)``); NaN for non-finite values. Arrays broadcast element-wise."""
     tail = log_p_junction + np.minimum(pearson - log_sf_junction, 0.0)
@@ -76,12 +83,19 @@ def _log_sf_per_fit(values: np.ndarray, fits: list[NullFit]) -> np.ndarray:
     """``log P(S_i >= values_i)`` under ``fits[i]``, vectorised over the (layer) index ``i``: this runs once per
     statistic on every scored batch."""
     safe = np.where(np.isfinite(values), values, 0.0)
-    shape = _pearson_log_sf(safe, np.array([f.mean for f in fits]), np.array([f.std for f in fits]),
-                            np.array([f.skew for f in fits]))
+    shape = _pearson_log_sf(
+        safe, np.array([f.mean for f in fits]), np.array([f.std for f in fits]), np.array([f.skew for f in fits])
+    )
     empirical = np.array([float(f.empirical_log_sf(v)) for f, v in zip(fits, safe, strict=True)])
     junction = np.array([f.junction for f in fits])
-    return _splice(values, empirical, shape, junction, np.array([f.log_p_junction for f in fits]),
-                   np.array([f.log_sf_junction for f in fits]))
+    return _splice(
+        values,
+        empirical,
+        shape,
+        junction,
+        np.array([f.log_p_junction for f in fits]),
+        np.array([f.log_sf_junction for f in fits]),
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,8 +139,12 @@ def fit_combined_null(draws: np.ndarray, batch_size: int) -> CombinedNull:
     min_log_p = np.min(np.stack([fit.log_sf(draws[:, k]) for k, fit in enumerate(fits)]), axis=0)
     ordered = np.sort(min_log_p)
     junction = float(ordered[int((1.0 - TAIL_QUANTILE) * (ordered.size - 1))])
-    return CombinedNull(fits=fits, sorted_min_log_p=ordered, junction=junction,
-                        log_p_junction=float(np.log(_rank_fraction(ordered, junction))))
+    return CombinedNull(
+        fits=fits,
+        sorted_min_log_p=ordered,
+        junction=junction,
+        log_p_junction=float(np.log(_rank_fraction(ordered, junction))),
+    )
 
 
 def resample_statistics(
@@ -189,11 +207,20 @@ def fit_null(draws: np.ndarray, batch_size: int) -> NullFit:
     ordered = np.sort(np.asarray(draws, dtype=np.float64))
     mean, std, skew = float(np.mean(ordered)), float(np.std(ordered, ddof=1)), float(stats.skew(ordered, bias=False))
     junction = float(ordered[int(TAIL_QUANTILE * (ordered.size - 1))])
-    log_sf_junction = float(_pearson_log_sf(np.array([junction]), np.array([mean]), np.array([std]),
-                                            np.array([skew]))[0])
+    log_sf_junction = float(
+        _pearson_log_sf(np.array([junction]), np.array([mean]), np.array([std]), np.array([skew]))[0]
+    )
     log_p_junction = float(_empirical_log_sf(ordered, junction))
-    return NullFit(batch_size=batch_size, mean=mean, std=std, skew=skew, sorted_draws=ordered,
-                   junction=junction, log_sf_junction=log_sf_junction, log_p_junction=log_p_junction)
+    return NullFit(
+        batch_size=batch_size,
+        mean=mean,
+        std=std,
+        skew=skew,
+        sorted_draws=ordered,
+        junction=junction,
+        log_sf_junction=log_sf_junction,
+        log_p_junction=log_p_junction,
+    )
 
 
 def _pearson_log_sf(values: np.ndarray, mean: np.ndarray, std: np.ndarray, skew: np.ndarray) -> np.ndarray:
@@ -207,8 +234,12 @@ def _pearson_log_sf(values: np.ndarray, mean: np.ndarray, std: np.ndarray, skew:
         log_sf = np.log(special.gammaincc(shape, x_safe))
         # deep in the upper tail gammaincc underflows: use the log of its leading asymptotic term
         x_tail = np.maximum(x_safe, shape)  # only used where x >> shape
-        asymptotic = ((shape - 1.0) * np.log(x_tail) - x_tail - special.gammaln(shape)
-                      + np.log(x_tail / np.maximum(x_tail - shape + 1.0, 1e-12)))
+        asymptotic = (
+            (shape - 1.0) * np.log(x_tail)
+            - x_tail
+            - special.gammaln(shape)
+            + np.log(x_tail / np.maximum(x_tail - shape + 1.0, 1e-12))
+        )
     return np.where(np.isfinite(log_sf), log_sf, asymptotic)
 
 

@@ -79,11 +79,12 @@ class ObserverConfig:
         if not self.theta_low < self.theta_high:
             raise ValueError(f"theta_low ({self.theta_low}) must be below theta_high ({self.theta_high})")
         if not self.theta_warn <= self.theta_high:
-            raise ValueError(f"theta_warn ({self.theta_warn}) must not exceed theta_high ({self.theta_high}): a "
-                             "warning is the early stage of an alert")
+            raise ValueError(
+                f"theta_warn ({self.theta_warn}) must not exceed theta_high ({self.theta_high}): a "
+                "warning is the early stage of an alert"
+            )
         if not self.persistence <= self.persistence_window:
-            raise ValueError(f"need persistence ({self.persistence}) <= persistence_window "
-                             f"({self.persistence_window})")
+            raise ValueError(f"need persistence ({self.persistence}) <= persistence_window ({self.persistence_window})")
         if not self.min_history <= self.window_size:
             raise ValueError(f"need min_history ({self.min_history}) <= window_size ({self.window_size})")
 
@@ -173,5 +174,6 @@ class LayerObserver:
         return [self._event(AlertKind.RECOVERY, drift, self.config.theta_low, step)]
 
     def _event(self, kind: AlertKind, value: float, threshold: float, step: int) -> Alert:
-        return Alert(layer=self.name, label=self.label, zone=self.zone, kind=kind, value=value,
-                     threshold=threshold, step=step)
+        return Alert(
+            layer=self.name, label=self.label, zone=self.zone, kind=kind, value=value, threshold=threshold, step=step
+        )

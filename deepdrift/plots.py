@@ -31,8 +31,11 @@ ZONE_COLOURS = dict(zip(ZONES, ("#7b5fa8", "#4a7fb5", "#3e9c9c", "#b5584a"), str
 @contextmanager
 def paper_style():
     """Seaborn 'paper' context with vector-friendly fonts (TrueType in PDFs), scoped to the block."""
-    with sns.plotting_context("paper"), sns.axes_style("ticks"), plt.rc_context({"pdf.fonttype": 42,
-                                                                               "ps.fonttype": 42}):
+    with (
+        sns.plotting_context("paper"),
+        sns.axes_style("ticks"),
+        plt.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}),
+    ):
         yield
 
 
@@ -63,8 +66,16 @@ def plot_drift_profile(
             idx = [i for i, z in enumerate(zones) if z == zone]
             if idx:
                 ax.axvspan(min(idx) - 0.5, max(idx) + 0.5, color=ZONE_COLOURS[zone], alpha=0.08, lw=0)
-                ax.text((min(idx) + max(idx)) / 2, 1.0, zone, transform=ax.get_xaxis_transform(),
-                        ha="center", va="bottom", fontsize=7, color=ZONE_COLOURS[zone])
+                ax.text(
+                    (min(idx) + max(idx)) / 2,
+                    1.0,
+                    zone,
+                    transform=ax.get_xaxis_transform(),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    color=ZONE_COLOURS[zone],
+                )
         colours = [  # by this batch's drift against the thresholds (FSM states live in the timeline)
             STATE_COLOURS["ALERT" if d >= config.theta_high else "WARNING" if d >= config.theta_warn else "NORMAL"]
             for d in np.nan_to_num(drift, nan=np.inf)
@@ -73,10 +84,20 @@ def plot_drift_profile(
         ax.bar(x, shown, color=colours, width=0.7, edgecolor="none")
         for i in np.flatnonzero(~np.isfinite(drift)):
             ax.text(i, 0, "NaN", ha="center", va="bottom", fontsize=7, color=STATE_COLOURS["ALERT"])
-        ax.axhline(config.theta_high, color=STATE_COLOURS["ALERT"], ls="--", lw=0.9,
-                   label=rf"$\theta_{{high}}$ = {config.theta_high:g}")
-        ax.axhline(config.theta_low, color=STATE_COLOURS["NORMAL"], ls=":", lw=0.9,
-                   label=rf"$\theta_{{low}}$ = {config.theta_low:g}")
+        ax.axhline(
+            config.theta_high,
+            color=STATE_COLOURS["ALERT"],
+            ls="--",
+            lw=0.9,
+            label=rf"$\theta_{{high}}$ = {config.theta_high:g}",
+        )
+        ax.axhline(
+            config.theta_low,
+            color=STATE_COLOURS["NORMAL"],
+            ls=":",
+            lw=0.9,
+            label=rf"$\theta_{{low}}$ = {config.theta_low:g}",
+        )
         ax.axhline(0, color="black", lw=0.5)
         if np.nanmax(np.abs(shown), initial=0.0) > 4 * config.theta_high:  # keep thresholds readable
             ax.set_yscale("symlog", linthresh=config.theta_high)
@@ -120,8 +141,9 @@ def plot_drift_timeline(
             _, ax = plt.subplots(figsize=(6.5, 0.3 * len(history.layers) + 1.4), constrained_layout=True)
         extent = (steps[0] - 0.5, steps[-1] + 0.5, len(history.layers) - 0.5, -0.5) if steps.size else None
         norm = SymLogNorm(linthresh=config.theta_high, vmin=-config.theta_high, vmax=vmax)
-        image = ax.imshow(np.clip(drift, -vmax, vmax), aspect="auto", cmap="magma", norm=norm,
-                          interpolation="nearest", extent=extent)
+        image = ax.imshow(
+            np.clip(drift, -vmax, vmax), aspect="auto", cmap="magma", norm=norm, interpolation="nearest", extent=extent
+        )
         cbar = ax.figure.colorbar(image, ax=ax, pad=0.01)
         cbar.set_label(r"drift ($\sigma$)")
         cbar.ax.axhline(config.theta_high, color="white", lw=1)
@@ -234,8 +256,9 @@ def readable_symlog_ticks(axis: Axis, config: ObserverConfig | None = None) -> N
     axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
 
 
-def _finish_drift_axes(ax: Axes, drift: np.ndarray, config: ObserverConfig, title: str | None,
-                       legend_outside: bool) -> None:
+def _finish_drift_axes(
+    ax: Axes, drift: np.ndarray, config: ObserverConfig, title: str | None, legend_outside: bool
+) -> None:
     """Threshold lines, a symlog scale where drift dwarfs theta_high, plain ticks, legend and title."""
     ax.axhline(config.theta_high, color=STATE_COLOURS["ALERT"], ls="--", lw=0.8, label=r"$\theta_{high}$")
     ax.axhline(config.theta_low, color=STATE_COLOURS["NORMAL"], ls=":", lw=0.8, label=r"$\theta_{low}$")

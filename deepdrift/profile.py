@@ -34,8 +34,9 @@ def read_profile(profile: DriftProfile) -> ProfileArrays:
         names = [name for name, _ in items]
         labels = [str(d.get("label", name)) for name, d in items]
         drift = np.array([float(d["drift"]) for _, d in items])
-        p_values = np.array([float(d["p_value"]) if "p_value" in d else float(stats.norm.sf(d["drift"]))
-                             for _, d in items])
+        p_values = np.array(
+            [float(d["p_value"]) if "p_value" in d else float(stats.norm.sf(d["drift"])) for _, d in items]
+        )
         zones = [str(d.get("zone") or zone_of(i, len(items))) for i, (_, d) in enumerate(items)]
     else:
         drift = np.asarray([float(x) for x in profile])

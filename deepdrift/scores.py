@@ -158,8 +158,9 @@ class DriftScorer:
         z_centred = z - z.mean(dim=0)
         generator = torch.Generator().manual_seed(calibration.config.seed * 1_000_003 + batch_size)
         # the calibration mean is itself estimated from `count` samples: every draw carries an error of that size
-        draws = resample_statistics(z_centred, batch_size, self.n_null_draws, generator, ref.count,
-                                    principal=ref.principal)
+        draws = resample_statistics(
+            z_centred, batch_size, self.n_null_draws, generator, ref.count, principal=ref.principal
+        )
         return fit_combined_null(draws.numpy(), batch_size)
 
     def statistics(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -201,9 +202,14 @@ class DriftScorer:
             elif not nonfinite[i]:
                 self._nonfinite_layers.discard(name)
         return {
-            name: LayerScore(drift=float(drift[i]), p_value=float(p_value[i]), statistic=float(statistic[i, 0]),
-                             nonfinite=bool(nonfinite[i]), peak_statistic=float(statistic[i, 1]),
-                             principal_statistic=float(statistic[i, 2]))
+            name: LayerScore(
+                drift=float(drift[i]),
+                p_value=float(p_value[i]),
+                statistic=float(statistic[i, 0]),
+                nonfinite=bool(nonfinite[i]),
+                peak_statistic=float(statistic[i, 1]),
+                principal_statistic=float(statistic[i, 2]),
+            )
             for i, name in enumerate(names)
         }
 

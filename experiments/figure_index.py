@@ -31,8 +31,11 @@ def write_index(figures_dir: str | Path, catalogue_dir: str | Path, config_set: 
     """
     figures_dir = Path(figures_dir)
     catalogue = load_catalogue(catalogue_dir)
-    present = {p.stem for p in figures_dir.iterdir() if p.suffix in _FIGURE_SUFFIXES + _TABLE_SUFFIXES
-               and p.name != "README.md"}
+    present = {
+        p.stem
+        for p in figures_dir.iterdir()
+        if p.suffix in _FIGURE_SUFFIXES + _TABLE_SUFFIXES and p.name != "README.md"
+    }
     unknown = sorted(present - set(catalogue))
     if unknown:
         raise ValueError(f"outputs without an entry in workflow/catalogue/*.yaml: {unknown}")

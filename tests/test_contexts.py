@@ -20,8 +20,13 @@ TIMESTEPS = (50, 500)
 def unet() -> UNet2DModel:
     torch.manual_seed(0)
     return UNet2DModel(
-        sample_size=16, in_channels=1, out_channels=1, block_out_channels=(8, 16), layers_per_block=1,
-        down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+        sample_size=16,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
         norm_num_groups=4,
     ).eval()
 

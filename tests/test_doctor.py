@@ -55,8 +55,10 @@ def test_status_dict_uses_depth_not_insertion_order():
 def test_significance_is_corrected_for_many_layers():
     # 2.9 sigma on one of 12 taps is not significant after Holm at alpha=0.01
     assert diagnose_drift([0.0] * 5 + [2.9] + [0.0] * 6).mode is FailureMode.STABLE
-    assert diagnose_drift([0.0] * 5 + [2.9] + [0.0] * 6, DoctorConfig(alpha=0.01, correction="bh")).mode \
+    assert (
+        diagnose_drift([0.0] * 5 + [2.9] + [0.0] * 6, DoctorConfig(alpha=0.01, correction="bh")).mode
         is FailureMode.STABLE
+    )
     assert diagnose_drift([0.0] * 5 + [4.5] + [0.0] * 6).onset_index == 5
 
 

@@ -22,7 +22,7 @@ def test_readme_quick_start_runs_as_written(tmp_path, capsys):
     model = models.resnet18(weights=None)
     model.eval()
     config = ObserverConfig(theta_high=3.0, theta_slope=0.05, window_size=20)
-    monitor = DeepDriftMonitor(model, arch_name='ResNet-18', drift_config=config)
+    monitor = DeepDriftMonitor(model, arch_name="ResNet-18", drift_config=config)
     train_loader = DataLoader(TensorDataset(torch.cat(clean_batches(10, size=32)), torch.zeros(160)), batch_size=16)
     monitor.calibrate(train_loader, max_batches=50)
     incoming_batch = clean_batches(1, size=32, seed=99)[0]
@@ -31,7 +31,7 @@ def test_readme_quick_start_runs_as_written(tmp_path, capsys):
         print(alert)
     ood_batch = incoming_batch + 2.0 * torch.randn_like(incoming_batch)
     drift_profile = monitor.step(ood_batch)[0]
-    diagnosis = diagnose_drift([d['drift'] for d in drift_profile.values()])
+    diagnosis = diagnose_drift([d["drift"] for d in drift_profile.values()])
     print(f"Diagnosis: {diagnosis}")
     plot_drift_profile(drift_profile, save=tmp_path / "profile.png")
     assert "Diagnosis: WARNING" in capsys.readouterr().out
@@ -57,8 +57,11 @@ def test_uncalibrated_step_says_how_to_fix(small_cnn):
 def test_calibrate_accepts_tensors_pairs_and_dicts_and_restores_mode(small_cnn, calib_batches):
     small_cnn.train()
     small_cnn[4].eval()  # a user's frozen batch-norm must stay frozen
-    for loader in (calib_batches[:12], [(x, torch.zeros(len(x))) for x in calib_batches[:12]],
-                   [{"image": x, "label": torch.zeros(len(x))} for x in calib_batches[:12]]):
+    for loader in (
+        calib_batches[:12],
+        [(x, torch.zeros(len(x))) for x in calib_batches[:12]],
+        [{"image": x, "label": torch.zeros(len(x))} for x in calib_batches[:12]],
+    ):
         monitor = DeepDriftMonitor(small_cnn).calibrate(loader, max_batches=10)
         assert monitor.calibration.n_seen == 160
     assert small_cnn.training and not small_cnn[4].training

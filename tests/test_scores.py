@@ -13,8 +13,10 @@ def _generator(seed=0, d=48, k=6):
     mixing = torch.randn(d, k, generator=g)
 
     def draw(n):  # correlated, skewed, non-negative: like post-ReLU pooled features
-        return {"x": torch.relu(torch.randn(n, k, generator=g) @ mixing.T + 0.3 * torch.randn(n, d, generator=g)),
-                "y": torch.randn(n, 3, generator=g) ** 2}  # chi-square(1): skewed, few dimensions
+        return {
+            "x": torch.relu(torch.randn(n, k, generator=g) @ mixing.T + 0.3 * torch.randn(n, d, generator=g)),
+            "y": torch.randn(n, 3, generator=g) ** 2,
+        }  # chi-square(1): skewed, few dimensions
 
     return draw
 
@@ -74,7 +76,7 @@ def test_null_resampling_variance_matches_the_analytic_formula(fitted):
     """Var(s_B) = Var(s_1)/B + 2(B-1)/B * E[c^2], c = z_i.z_j / D for independent i != j."""
     scorer, _ = fitted
     ref = scorer.calibration.layers["x"]
-    z = ((ref.holdout.double() - ref.mean) / ref.var.sqrt())
+    z = (ref.holdout.double() - ref.mean) / ref.var.sqrt()
     z = z - z.mean(0)
     d = z.shape[1]
     single = (z**2).sum(1) / d

@@ -36,8 +36,17 @@ def test_torchvision_vit_taps_real_encoder_blocks():
     assert all(n in modules for n in names)  # the original's ViT names did not exist; ours must
 
 
-@pytest.mark.parametrize("name", ["resnet18", "vit_tiny_patch16_224", "convnext_atto", "efficientnet_b0",
-                                  "swin_tiny_patch4_window7_224", "mobilenetv3_small_050"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "resnet18",
+        "vit_tiny_patch16_224",
+        "convnext_atto",
+        "efficientnet_b0",
+        "swin_tiny_patch4_window7_224",
+        "mobilenetv3_small_050",
+    ],
+)
 def test_any_timm_model_gets_taps_from_feature_info(name):
     kwargs = {"img_size": 224} if "vit" in name or "swin" in name else {}
     model = timm.create_model(name, pretrained=False, **kwargs).eval()
@@ -63,19 +72,34 @@ def test_swin_nhwc_outputs_pool_over_space_not_channels():
 def test_diffusers_unets_tap_down_mid_up_blocks():
     from diffusers import UNet2DConditionModel, UNet2DModel
 
-    unet = UNet2DModel(sample_size=16, in_channels=1, out_channels=1, block_out_channels=(8, 16),
-                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
-                       layers_per_block=1, norm_num_groups=4).eval()
+    unet = UNet2DModel(
+        sample_size=16,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        layers_per_block=1,
+        norm_num_groups=4,
+    ).eval()
     taps = LayerTaps(unet)
     assert taps.names == ["down_blocks.0", "down_blocks.1", "mid_block", "up_blocks.0", "up_blocks.1"]
     with torch.no_grad():
         _, feats = taps.run(lambda: unet(torch.randn(3, 1, 16, 16), 10).sample)
     assert [f.shape for f in feats.values()] == [(3, 24), (3, 48), (3, 48), (3, 48), (3, 24)]  # mean, std, max
 
-    cond = UNet2DConditionModel(sample_size=8, in_channels=2, out_channels=2, block_out_channels=(8, 16),
-                                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=1,
-                                cross_attention_dim=12, norm_num_groups=4, attention_head_dim=4).eval()
+    cond = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=2,
+        out_channels=2,
+        block_out_channels=(8, 16),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        layers_per_block=1,
+        cross_attention_dim=12,
+        norm_num_groups=4,
+        attention_head_dim=4,
+    ).eval()
     taps = LayerTaps(cond)
     with torch.no_grad():
         _, feats = taps.run(lambda: cond(torch.randn(2, 2, 8, 8), 5, encoder_hidden_states=torch.randn(2, 3, 12)))

@@ -12,14 +12,28 @@ from deepdrift.layer_selection import auto_select_layers  # noqa: E402
 
 
 def _tiny_vit():
-    config = transformers.ViTConfig(image_size=16, patch_size=4, num_channels=1, hidden_size=32, num_hidden_layers=4,
-                                    num_attention_heads=2, intermediate_size=64, num_labels=3)
+    config = transformers.ViTConfig(
+        image_size=16,
+        patch_size=4,
+        num_channels=1,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=3,
+    )
     return transformers.ViTForImageClassification(config).eval()
 
 
 def _tiny_bert():
-    config = transformers.BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
-                                     intermediate_size=64, max_position_embeddings=32)
+    config = transformers.BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=32,
+    )
     return transformers.BertForSequenceClassification(config).eval()
 
 

@@ -17,8 +17,18 @@ SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
 
 def _snakemake(workdir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    cmd = [str(SNAKEMAKE), "-s", str(REPO / "workflow" / "Snakefile"), "-d", str(workdir), "--cores", "2",
-           "--config", "config_set=test", *extra]
+    cmd = [
+        str(SNAKEMAKE),
+        "-s",
+        str(REPO / "workflow" / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--cores",
+        "2",
+        "--config",
+        "config_set=test",
+        *extra,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=1500)
 
 
@@ -64,8 +74,16 @@ def test_rule_benchmarks_record_time_and_memory(workflow_run):
 
 def test_config_sets_validate_against_their_schemas():
     for config_set in ("test", "default", "paper"):
-        cmd = [str(SNAKEMAKE), "-s", str(REPO / "workflow" / "Snakefile"), "--cores", "1", "--dry-run",
-               "--config", f"config_set={config_set}"]
+        cmd = [
+            str(SNAKEMAKE),
+            "-s",
+            str(REPO / "workflow" / "Snakefile"),
+            "--cores",
+            "1",
+            "--dry-run",
+            "--config",
+            f"config_set={config_set}",
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
         assert result.returncode == 0, (config_set, result.stderr[-2000:])
 
@@ -81,15 +99,34 @@ def test_config_sets_validate_against_their_schemas():
 def test_an_unknown_config_key_is_rejected_at_any_level(tmp_path, override, expected):
     extra = tmp_path / "extra.yaml"
     extra.write_text(yaml.safe_dump(override))
-    cmd = [str(SNAKEMAKE), "-s", str(REPO / "workflow" / "Snakefile"), "--cores", "1", "--dry-run",
-           "--config", "config_set=test", "--configfile", str(extra)]
+    cmd = [
+        str(SNAKEMAKE),
+        "-s",
+        str(REPO / "workflow" / "Snakefile"),
+        "--cores",
+        "1",
+        "--dry-run",
+        "--config",
+        "config_set=test",
+        "--configfile",
+        str(extra),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode != 0 and expected in result.stdout + result.stderr
 
 
 def test_an_invalid_config_is_rejected(tmp_path):
-    cmd = [str(SNAKEMAKE), "-s", str(REPO / "workflow" / "Snakefile"), "--cores", "1", "--dry-run",
-           "--config", "config_set=test", "threads=0"]
+    cmd = [
+        str(SNAKEMAKE),
+        "-s",
+        str(REPO / "workflow" / "Snakefile"),
+        "--cores",
+        "1",
+        "--dry-run",
+        "--config",
+        "config_set=test",
+        "threads=0",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode != 0 and "threads" in result.stdout + result.stderr
 

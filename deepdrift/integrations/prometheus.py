@@ -40,12 +40,18 @@ class PrometheusExporter:
         self.registry = registry or CollectorRegistry()
         self.model_label = model_label or monitor.arch_name or type(monitor.model).__name__
         labels = ("model", "layer", "zone")
-        self._drift = Gauge("deepdrift_drift_sigma", "Latest drift of the layer (sigma units, ~N(0,1) on clean data)",
-                            labels, registry=self.registry)
-        self._p = Gauge("deepdrift_p_value", "Latest one-sided p-value of the layer's drift", labels,
-                        registry=self.registry)
-        self._state = Gauge("deepdrift_state", "Layer state: 0 normal, 1 warning, 2 alert", labels,
-                            registry=self.registry)
+        self._drift = Gauge(
+            "deepdrift_drift_sigma",
+            "Latest drift of the layer (sigma units, ~N(0,1) on clean data)",
+            labels,
+            registry=self.registry,
+        )
+        self._p = Gauge(
+            "deepdrift_p_value", "Latest one-sided p-value of the layer's drift", labels, registry=self.registry
+        )
+        self._state = Gauge(
+            "deepdrift_state", "Layer state: 0 normal, 1 warning, 2 alert", labels, registry=self.registry
+        )
         self._steps = Gauge("deepdrift_steps_total", "Steps exported so far", ("model",), registry=self.registry)
         self._n = 0
 

@@ -17,8 +17,14 @@ def qq_figure(clean: pd.DataFrame) -> plt.Figure:
     models = list(dict.fromkeys(clean["model"]))
     palette = dict(zip(models, sns.color_palette("colorblind", len(models)), strict=True))
     with paper_context():
-        fig, axes = plt.subplots(1, len(batch_sizes), figsize=(2.3 * len(batch_sizes), 2.4), sharey=True,
-                                 constrained_layout=True, squeeze=False)
+        fig, axes = plt.subplots(
+            1,
+            len(batch_sizes),
+            figsize=(2.3 * len(batch_sizes), 2.4),
+            sharey=True,
+            constrained_layout=True,
+            squeeze=False,
+        )
         for ax, batch_size in zip(axes[0], batch_sizes, strict=True):
             for model in models:
                 drift = np.sort(clean.query("model == @model and batch_size == @batch_size")["drift"].to_numpy())

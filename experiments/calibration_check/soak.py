@@ -45,7 +45,13 @@ def _rss_mib() -> float:
 def _soak_model(seed: int) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 4),
+        nn.Linear(32, 64),
+        nn.ReLU(),
+        nn.Linear(64, 64),
+        nn.ReLU(),
+        nn.Linear(64, 64),
+        nn.ReLU(),
+        nn.Linear(64, 4),
     ).eval()
 
 
@@ -73,10 +79,16 @@ def run_soak(cfg: SoakConfig = SoakConfig()) -> pd.DataFrame:
             monitor.step(x)
             if step in checkpoints:
                 gc.collect()
-                rows.append({"step": step, "rss_mib": _rss_mib(), "history_steps": len(monitor.history),
-                             "alert_log": len(monitor.history.alerts),
-                             "alerts_dropped": monitor.history.n_dropped_alerts,
-                             "cached_batch_sizes": len(monitor.scorer._null_cache)})
+                rows.append(
+                    {
+                        "step": step,
+                        "rss_mib": _rss_mib(),
+                        "history_steps": len(monitor.history),
+                        "alert_log": len(monitor.history.alerts),
+                        "alerts_dropped": monitor.history.n_dropped_alerts,
+                        "cached_batch_sizes": len(monitor.scorer._null_cache),
+                    }
+                )
     return pd.DataFrame(rows)
 
 

@@ -36,8 +36,12 @@ def _models(frame: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(frame["model"]))
 
 
-def mri_figure(profile: pd.DataFrame, severity: int, corruptions: Sequence[str], batch_size: int | None = None,
-               ) -> plt.Figure:
+def mri_figure(
+    profile: pd.DataFrame,
+    severity: int,
+    corruptions: Sequence[str],
+    batch_size: int | None = None,
+) -> plt.Figure:
     """Per-tap mean drift (rows, input at the top) x corruption (columns) at one severity, one panel per model."""
     data = profile[profile["severity"] == severity]
     models = _models(data)
@@ -45,8 +49,14 @@ def mri_figure(profile: pd.DataFrame, severity: int, corruptions: Sequence[str],
     vmax = max(3.0, float(np.nanmax(data["drift"].to_numpy())) if len(data) else 3.0)
     norm = SymLogNorm(linthresh=3.0, vmin=-3.0, vmax=vmax, base=10)
     with paper_context():
-        fig, axes = plt.subplots(len(models), 1, figsize=(7.0, 1.0 + 0.22 * sum(n_taps) + 0.6 * len(models)),
-                                 gridspec_kw={"height_ratios": n_taps}, constrained_layout=True, squeeze=False)
+        fig, axes = plt.subplots(
+            len(models),
+            1,
+            figsize=(7.0, 1.0 + 0.22 * sum(n_taps) + 0.6 * len(models)),
+            gridspec_kw={"height_ratios": n_taps},
+            constrained_layout=True,
+            squeeze=False,
+        )
         for ax, model in zip(axes[:, 0], models, strict=True):
             sub = data[data["model"] == model].sort_values("depth")
             grid = sub.pivot_table(index="label", columns="corruption", values="drift", sort=False)
@@ -67,13 +77,19 @@ def mri_figure(profile: pd.DataFrame, severity: int, corruptions: Sequence[str],
 def severity_figure(profile: pd.DataFrame, cells: pd.DataFrame, correlation: pd.DataFrame) -> plt.Figure:
     """Top: mean drift per zone vs severity (0 = clean). Bottom: accuracy drop vs mean drift, Spearman rho."""
     models = _models(profile)
-    zone_means = (profile.groupby(["model", "corruption", "severity", "zone"])["drift"].mean()
-                  .groupby(["model", "severity", "zone"]).mean().reset_index())
+    zone_means = (
+        profile.groupby(["model", "corruption", "severity", "zone"])["drift"]
+        .mean()
+        .groupby(["model", "severity", "zone"])
+        .mean()
+        .reset_index()
+    )
     families = [f for f in FAMILY_ORDER if f in set(cells["family"])]
     palette = dict(zip(families, sns.color_palette("colorblind", len(families)), strict=True))
     with paper_context():
-        fig, axes = plt.subplots(2, len(models), figsize=(2.6 * len(models) + 0.6, 4.6), constrained_layout=True,
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            2, len(models), figsize=(2.6 * len(models) + 0.6, 4.6), constrained_layout=True, squeeze=False
+        )
         for col, model in enumerate(models):
             ax = axes[0, col]
             sub = zone_means[zone_means["model"] == model]
@@ -82,20 +98,28 @@ def severity_figure(profile: pd.DataFrame, cells: pd.DataFrame, correlation: pd.
                 ax.plot(line["severity"], line["drift"], marker="o", ms=3, lw=1.2, label=zone)
             ax.axhline(3.0, color="#c8423b", lw=0.7, ls=":")
             _symlog(ax, "y", sub["drift"].to_numpy())
-            ax.set(title=model, xlabel="severity (0 = clean)", ylabel=r"mean drift ($\sigma$)" if col == 0 else "",
-                   xticks=sorted(sub["severity"].unique()))
+            ax.set(
+                title=model,
+                xlabel="severity (0 = clean)",
+                ylabel=r"mean drift ($\sigma$)" if col == 0 else "",
+                xticks=sorted(sub["severity"].unique()),
+            )
             ax.legend(frameon=False, fontsize=6, title="zone", title_fontsize=6)
             ax = axes[1, col]
             sub = cells[cells["model"] == model]
             for family in families:
                 part = sub[sub["family"] == family]
-                ax.scatter(part["drift_all"], part["accuracy_drop"], s=9, color=palette[family], label=family,
-                           alpha=0.8, lw=0)
+                ax.scatter(
+                    part["drift_all"], part["accuracy_drop"], s=9, color=palette[family], label=family, alpha=0.8, lw=0
+                )
             rho = correlation.query("model == @model and `drift of` == 'all'")["spearman_rho"]
             rho_text = f"Spearman ρ = {float(rho.iloc[0]):.2f}" if len(rho) else ""
             _symlog(ax, "x", sub["drift_all"].to_numpy())
-            ax.set(xlabel=r"mean drift over taps ($\sigma$)", ylabel="accuracy drop (points)" if col == 0 else "",
-                   title=rho_text)
+            ax.set(
+                xlabel=r"mean drift over taps ($\sigma$)",
+                ylabel="accuracy drop (points)" if col == 0 else "",
+                title=rho_text,
+            )
             ax.legend(frameon=False, fontsize=6)
         for ax in axes.flat:
             sns.despine(ax=ax)
@@ -111,9 +135,15 @@ def detection_figure(results: pd.DataFrame, metric: str = "auroc") -> plt.Figure
     mean = results.groupby(["model", "method", "batch_size", "severity"], sort=False)[metric].mean().reset_index()
     ylabel = {"auroc": "mean AUROC", "tpr_at_5fpr": "mean TPR at 5% FPR"}.get(metric, metric)
     with paper_context():
-        fig, axes = plt.subplots(len(models), len(batch_sizes), figsize=(2.2 * len(batch_sizes) + 1.6,
-                                 2.0 * len(models) + 0.4), sharex=True, sharey=True, constrained_layout=True,
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            len(models),
+            len(batch_sizes),
+            figsize=(2.2 * len(batch_sizes) + 1.6, 2.0 * len(models) + 0.4),
+            sharex=True,
+            sharey=True,
+            constrained_layout=True,
+            squeeze=False,
+        )
         for row, model in enumerate(models):
             for col, batch_size in enumerate(batch_sizes):
                 ax = axes[row, col]
@@ -121,13 +151,25 @@ def detection_figure(results: pd.DataFrame, metric: str = "auroc") -> plt.Figure
                 for method in methods:
                     line = sub[sub["method"] == method].sort_values("severity")
                     deepdrift = method.startswith("deepdrift")
-                    ax.plot(line["severity"], line[metric], marker="o", ms=2.5, color=palette[method],
-                            lw=1.8 if deepdrift else 0.9, ls="-" if deepdrift else "--",
-                            label=METHOD_LABELS.get(method, method))
+                    ax.plot(
+                        line["severity"],
+                        line[metric],
+                        marker="o",
+                        ms=2.5,
+                        color=palette[method],
+                        lw=1.8 if deepdrift else 0.9,
+                        ls="-" if deepdrift else "--",
+                        label=METHOD_LABELS.get(method, method),
+                    )
                 if metric == "auroc":
                     ax.axhline(0.5, color="grey", lw=0.6, ls=":")
-                ax.set(title=f"{model}, batch {batch_size}", xlabel="severity" if row == len(models) - 1 else "",
-                       ylabel=ylabel if col == 0 else "", ylim=(-0.02, 1.02), xticks=sorted(mean["severity"].unique()))
+                ax.set(
+                    title=f"{model}, batch {batch_size}",
+                    xlabel="severity" if row == len(models) - 1 else "",
+                    ylabel=ylabel if col == 0 else "",
+                    ylim=(-0.02, 1.02),
+                    xticks=sorted(mean["severity"].unique()),
+                )
                 sns.despine(ax=ax)
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside right center", frameon=False, fontsize=6)

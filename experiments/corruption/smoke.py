@@ -20,8 +20,13 @@ from experiments.models import build_model
 SMOKE_CORRUPTIONS = ("gaussian_noise", "shot_noise", "defocus_blur", "motion_blur", "fog", "contrast")
 
 
-def smoke_profile(n_images: int = 32, n_calib: int = 256, corruptions: tuple[str, ...] = SMOKE_CORRUPTIONS,
-                  severities: tuple[int, ...] = (2, 4), seed: int = 0) -> pd.DataFrame:
+def smoke_profile(
+    n_images: int = 32,
+    n_calib: int = 256,
+    corruptions: tuple[str, ...] = SMOKE_CORRUPTIONS,
+    severities: tuple[int, ...] = (2, 4),
+    seed: int = 0,
+) -> pd.DataFrame:
     """Mean per-tap drift (batch 8) of an untrained ``small_cnn`` under a few corruptions (drift_profile format)."""
     torch.manual_seed(seed)
     model = build_model("small_cnn").eval()
@@ -29,11 +34,27 @@ def smoke_profile(n_images: int = 32, n_calib: int = 256, corruptions: tuple[str
     images, labels = load_fashion_mnist("test")
     calib = (pad_images(images[splits.calib], 32), labels[splits.calib])
     clean = (pad_images(images[splits.heldout], 32), labels[splits.heldout])
-    corrupted = [({"corruption": name, "family": corruption_family(name), "severity": s},
-                  corrupt_images(clean[0], name, s, seed, progress=False)) for name in corruptions for s in severities]
-    cfg = CorruptionConfig(models=("smoke",), corruptions=corruptions, severities=severities, n_images=n_images,
-                           seed=seed, batch_sizes=(8,), n_batches=4, n_clean_batches=4, profile_batch_size=8,
-                           methods=("deepdrift_max",), mri_severity=severities[0])
+    corrupted = [
+        (
+            {"corruption": name, "family": corruption_family(name), "severity": s},
+            corrupt_images(clean[0], name, s, seed, progress=False),
+        )
+        for name in corruptions
+        for s in severities
+    ]
+    cfg = CorruptionConfig(
+        models=("smoke",),
+        corruptions=corruptions,
+        severities=severities,
+        n_images=n_images,
+        seed=seed,
+        batch_sizes=(8,),
+        n_batches=4,
+        n_clean_batches=4,
+        profile_batch_size=8,
+        methods=("deepdrift_max",),
+        mri_severity=severities[0],
+    )
 
     def to_input(x: np.ndarray) -> torch.Tensor:
         return to_model_input(x, size=32, channels=1, mean=MEAN, std=STD)

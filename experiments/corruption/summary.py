@@ -14,8 +14,14 @@ from experiments.corruption.detection import detection_metrics
 from experiments.corruption.measure import TAP_PREFIX
 
 METHOD_LABELS: dict[str, str] = {
-    "deepdrift_max": "DeepDrift (max)", "deepdrift_stouffer": "DeepDrift (Stouffer)", "msp": "MSP",
-    "energy": "Energy", "mahalanobis": "Mahalanobis", "vim": "ViM", "knn": "KNN", "mmd": "MMD (torchdrift)",
+    "deepdrift_max": "DeepDrift (max)",
+    "deepdrift_stouffer": "DeepDrift (Stouffer)",
+    "msp": "MSP",
+    "energy": "Energy",
+    "mahalanobis": "Mahalanobis",
+    "vim": "ViM",
+    "knn": "KNN",
+    "mmd": "MMD (torchdrift)",
     "ks": "KS (torchdrift)",
 }
 """Display names of the registry's detectors (unknown keys are shown as they are)."""
@@ -51,9 +57,20 @@ def detection_results(long: pd.DataFrame, by: str = "method", value: str = "scor
         shifted = group[group["corruption"] != "clean"]
         for (corruption, family, severity), cell in shifted.groupby(["corruption", "family", "severity"]):
             auroc, tpr = detection_metrics(clean, cell[value].to_numpy())
-            rows.append({"model": model, by: scorer, "batch_size": batch_size, "corruption": corruption,
-                         "family": family, "severity": severity, "auroc": auroc, "tpr_at_5fpr": tpr,
-                         "n_clean": clean.size, "n_shifted": len(cell)})
+            rows.append(
+                {
+                    "model": model,
+                    by: scorer,
+                    "batch_size": batch_size,
+                    "corruption": corruption,
+                    "family": family,
+                    "severity": severity,
+                    "auroc": auroc,
+                    "tpr_at_5fpr": tpr,
+                    "n_clean": clean.size,
+                    "n_shifted": len(cell),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -111,8 +128,15 @@ def drift_accuracy_correlation(cells: pd.DataFrame) -> pd.DataFrame:
                 rho, p_value = np.nan, np.nan
             else:
                 rho, p_value = stats.spearmanr(valid["accuracy_drop"], valid[column])
-            rows.append({"model": model, "drift of": column.removeprefix("drift_"), "spearman_rho": float(rho),
-                         "p_value": float(p_value), "cells": len(valid)})
+            rows.append(
+                {
+                    "model": model,
+                    "drift of": column.removeprefix("drift_"),
+                    "spearman_rho": float(rho),
+                    "p_value": float(p_value),
+                    "cells": len(valid),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -121,8 +145,15 @@ def clean_accuracy_table(metrics: dict[str, dict], accuracy: pd.DataFrame) -> pd
     pool = accuracy[accuracy["corruption"] == "clean"].set_index("model")
     rows = []
     for model, info in metrics.items():
-        rows.append({"model": model, "arch": info.get("arch", ""), "parameters (M)": info.get("parameters", 0) / 1e6,
-                     "train steps": info.get("steps"), "held-out accuracy": info.get("heldout_accuracy"),
-                     "pool accuracy": float(pool.loc[model, "accuracy"]) if model in pool.index else np.nan,
-                     "pool images": int(pool.loc[model, "n_images"]) if model in pool.index else 0})
+        rows.append(
+            {
+                "model": model,
+                "arch": info.get("arch", ""),
+                "parameters (M)": info.get("parameters", 0) / 1e6,
+                "train steps": info.get("steps"),
+                "held-out accuracy": info.get("heldout_accuracy"),
+                "pool accuracy": float(pool.loc[model, "accuracy"]) if model in pool.index else np.nan,
+                "pool images": int(pool.loc[model, "n_images"]) if model in pool.index else 0,
+            }
+        )
     return pd.DataFrame(rows)

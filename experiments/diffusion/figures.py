@@ -24,8 +24,14 @@ def anatomy_heatmap(gaps: pd.DataFrame) -> plt.Figure:
     mean = gaps.groupby(["n_train", "t", "block", "step"]).agg(gap=("gap", "mean"), sig=("significant", "all"))
     vmax = max(3.0, float(np.nanpercentile(np.abs(mean["gap"]), 98)))
     with paper_context():
-        fig, axes = plt.subplots(len(ts), len(sizes), figsize=(2.6 * len(sizes) + 0.8, 1.9 * len(ts) + 0.4),
-                                 squeeze=False, sharey=True, constrained_layout=True)
+        fig, axes = plt.subplots(
+            len(ts),
+            len(sizes),
+            figsize=(2.6 * len(sizes) + 0.8, 1.9 * len(ts) + 0.4),
+            squeeze=False,
+            sharey=True,
+            constrained_layout=True,
+        )
         for i, t in enumerate(ts):
             for j, n in enumerate(sizes):
                 ax = axes[i][j]
@@ -50,23 +56,48 @@ def memorisation_figure(memorisation: pd.DataFrame, loss: pd.DataFrame, onset_fr
     """One panel per N: memorised fraction (left axis) and held-out minus train loss (right axis) vs step."""
     sizes = sorted(memorisation["n_train"].unique())
     with paper_context():
-        fig, axes = plt.subplots(1, len(sizes), figsize=(2.5 * len(sizes), 2.3), squeeze=False,
-                                 constrained_layout=True)
+        fig, axes = plt.subplots(1, len(sizes), figsize=(2.5 * len(sizes), 2.3), squeeze=False, constrained_layout=True)
         for ax, n in zip(axes[0], sizes, strict=True):
             mem = memorisation[memorisation["n_train"] == n]
-            sns.lineplot(mem, x="step", y="memorised_fraction", errorbar=("pi", 100), marker="o", markersize=3,
-                         color="#c8423b", ax=ax, label="memorised fraction", legend=False)
+            sns.lineplot(
+                mem,
+                x="step",
+                y="memorised_fraction",
+                errorbar=("pi", 100),
+                marker="o",
+                markersize=3,
+                color="#c8423b",
+                ax=ax,
+                label="memorised fraction",
+                legend=False,
+            )
             ax.axhline(onset_fraction, color="#c8423b", lw=0.6, ls=":")
             ax.set(ylim=(-0.03, 1.03), title=f"N = {n}", xlabel="training step", ylabel="memorised fraction")
             twin = ax.twinx()
-            sns.lineplot(loss[loss["n_train"] == n], x="step", y="loss_gap", errorbar=("pi", 100), marker="s",
-                         markersize=3, color="#3b6fb6", ax=twin, legend=False)
+            sns.lineplot(
+                loss[loss["n_train"] == n],
+                x="step",
+                y="loss_gap",
+                errorbar=("pi", 100),
+                marker="s",
+                markersize=3,
+                color="#3b6fb6",
+                ax=twin,
+                legend=False,
+            )
             twin.axhline(0.0, color="#3b6fb6", lw=0.6, ls="--")
             twin.set_ylabel("loss gap (held-out $-$ train MSE)", color="#3b6fb6")
             twin.tick_params(axis="y", colors="#3b6fb6")
-        fig.legend(handles=[plt.Line2D([], [], color="#c8423b", marker="o", label="memorised fraction (left)"),
-                            plt.Line2D([], [], color="#3b6fb6", marker="s", label="loss gap (right)")],
-                   frameon=False, fontsize=7, loc="outside upper center", ncols=2)
+        fig.legend(
+            handles=[
+                plt.Line2D([], [], color="#c8423b", marker="o", label="memorised fraction (left)"),
+                plt.Line2D([], [], color="#3b6fb6", marker="s", label="loss gap (right)"),
+            ],
+            frameon=False,
+            fontsize=7,
+            loc="outside upper center",
+            ncols=2,
+        )
     return fig
 
 
@@ -78,29 +109,54 @@ def bottleneck_figure(gaps: pd.DataFrame, onsets: pd.DataFrame) -> plt.Figure:
     blocks, ts = _block_order(gaps), sorted(gaps["t"].unique())
     peak = gaps.groupby(["n_train", "seed", "t", "block"])["gap_z"].max().reset_index()
     cols = [c for c in onsets.columns if c.startswith("onset[")]
-    onset_long = onsets.melt(id_vars=["n_train", "seed", "t"], value_vars=cols, var_name="block",
-                             value_name="onset")
+    onset_long = onsets.melt(id_vars=["n_train", "seed", "t"], value_vars=cols, var_name="block", value_name="onset")
     onset_long["block"] = onset_long["block"].str[6:-1]
     sizes = sorted(gaps["n_train"].unique())
     colours = dict(zip(sizes, sns.color_palette("viridis", len(sizes)), strict=True))  # same N, same colour
     with paper_context():
-        fig, axes = plt.subplots(2, len(ts), figsize=(2.9 * len(ts), 4.4), squeeze=False, sharex=True,
-                                 constrained_layout=True)
+        fig, axes = plt.subplots(
+            2, len(ts), figsize=(2.9 * len(ts), 4.4), squeeze=False, sharex=True, constrained_layout=True
+        )
         for j, t in enumerate(ts):
-            sns.pointplot(peak[peak["t"] == t], x="block", y="gap_z", hue="n_train", hue_order=sizes, order=blocks,
-                          errorbar="sd", dodge=0.4, markersize=3, linewidth=1, palette=colours, ax=axes[0][j])
+            sns.pointplot(
+                peak[peak["t"] == t],
+                x="block",
+                y="gap_z",
+                hue="n_train",
+                hue_order=sizes,
+                order=blocks,
+                errorbar="sd",
+                dodge=0.4,
+                markersize=3,
+                linewidth=1,
+                palette=colours,
+                ax=axes[0][j],
+            )
             axes[0][j].set(title=f"t = {t}", ylabel="peak gap z vs null" if j == 0 else "")
             axes[0][j].axhline(0, color="grey", lw=0.6)
             found = onset_long[(onset_long["t"] == t) & onset_long["onset"].notna()]
             if len(found):
                 present = [n for n in sizes if n in set(found["n_train"])]
                 # seaborn divides the dodge by (hue levels - 1): no dodge when a single N has onsets
-                sns.pointplot(found, x="block", y="onset", hue="n_train", hue_order=present, order=blocks,
-                              errorbar="sd", dodge=0.4 if len(present) > 1 else False, markersize=3, linewidth=1,
-                              palette=colours, ax=axes[1][j], legend=False)
+                sns.pointplot(
+                    found,
+                    x="block",
+                    y="onset",
+                    hue="n_train",
+                    hue_order=present,
+                    order=blocks,
+                    errorbar="sd",
+                    dodge=0.4 if len(present) > 1 else False,
+                    markersize=3,
+                    linewidth=1,
+                    palette=colours,
+                    ax=axes[1][j],
+                    legend=False,
+                )
             else:
-                axes[1][j].text(0.5, 0.5, "no significant onset", transform=axes[1][j].transAxes, ha="center",
-                                fontsize=7)
+                axes[1][j].text(
+                    0.5, 0.5, "no significant onset", transform=axes[1][j].transAxes, ha="center", fontsize=7
+                )
             axes[1][j].set(xlabel="U-Net block", ylabel="drift onset (step)" if j == 0 else "")
             axes[1][j].tick_params(axis="x", rotation=60)
             if j:
@@ -125,10 +181,12 @@ def sample_grid(finals: dict[int, dict[str, torch.Tensor]], n_show: int = 8) -> 
                     top.set_title(f"{ratio:.2f}", fontsize=6, color="#c8423b" if ratio < 1 / 3 else "black")
                 top.axis("off")
                 bottom.axis("off")
-            axes[2 * r][0].text(-0.3, 0.5, f"N={n}\nsample", transform=axes[2 * r][0].transAxes, ha="right",
-                                va="center", fontsize=7)
-            axes[2 * r + 1][0].text(-0.3, 0.5, "nearest\ntrain", transform=axes[2 * r + 1][0].transAxes,
-                                    ha="right", va="center", fontsize=7)
+            axes[2 * r][0].text(
+                -0.3, 0.5, f"N={n}\nsample", transform=axes[2 * r][0].transAxes, ha="right", va="center", fontsize=7
+            )
+            axes[2 * r + 1][0].text(
+                -0.3, 0.5, "nearest\ntrain", transform=axes[2 * r + 1][0].transAxes, ha="right", va="center", fontsize=7
+            )
         fig.suptitle("DDIM samples over nearest training images (NN ratio; red: memorised, < 1/3)", fontsize=7)
     return fig
 

@@ -14,8 +14,9 @@ from diffusers import DDPMScheduler, UNet2DModel
 
 
 @torch.no_grad()
-def per_image_losses(model: UNet2DModel, scheduler: DDPMScheduler, x: torch.Tensor, draws: int,
-                     seed: int) -> np.ndarray:
+def per_image_losses(
+    model: UNet2DModel, scheduler: DDPMScheduler, x: torch.Tensor, draws: int, seed: int
+) -> np.ndarray:
     """Noise-prediction MSE ``[n_images, draws]``; draw d uses timesteps and noise seeded by (seed, d)."""
     n_steps = scheduler.config.num_train_timesteps
     out = np.empty((len(x), draws))
@@ -42,9 +43,16 @@ def loss_gap_test(train: np.ndarray, heldout: np.ndarray, n_bootstrap: int, seed
     boot = np.empty(n_bootstrap)
     for b in range(n_bootstrap):
         cols = rng.integers(0, n_draws, n_draws)
-        boot[b] = (heldout[rng.integers(0, n_ho, n_ho)][:, cols].mean()
-                   - train[rng.integers(0, n_tr, n_tr)][:, cols].mean())
+        boot[b] = (
+            heldout[rng.integers(0, n_ho, n_ho)][:, cols].mean() - train[rng.integers(0, n_tr, n_tr)][:, cols].mean()
+        )
     p_value = (1 + np.count_nonzero(boot <= 0)) / (n_bootstrap + 1)
     lo, hi = np.quantile(boot, [0.025, 0.975])
-    return {"train_loss": float(train.mean()), "heldout_loss": float(heldout.mean()), "loss_gap": gap,
-            "gap_lo": float(lo), "gap_hi": float(hi), "gap_p": float(p_value)}
+    return {
+        "train_loss": float(train.mean()),
+        "heldout_loss": float(heldout.mean()),
+        "loss_gap": gap,
+        "gap_lo": float(lo),
+        "gap_hi": float(hi),
+        "gap_p": float(p_value),
+    }

@@ -40,15 +40,20 @@ def nearest_neighbours(samples: torch.Tensor, train: torch.Tensor) -> Neighbours
     scale = float(np.sqrt(np.prod(train.shape[1:])))
     d = torch.cdist(samples.flatten(1).double(), train.flatten(1).double()) / scale
     vals, idx = d.topk(2, dim=1, largest=False)
-    return Neighbours(first=idx[:, 0].numpy(), second=idx[:, 1].numpy(), d_first=vals[:, 0].numpy(),
-                      d_second=vals[:, 1].numpy())
+    return Neighbours(
+        first=idx[:, 0].numpy(), second=idx[:, 1].numpy(), d_first=vals[:, 0].numpy(), d_second=vals[:, 1].numpy()
+    )
 
 
 def memorisation_row(samples: torch.Tensor, train: torch.Tensor, ratio: float = 1.0 / 3.0) -> dict[str, float]:
     """Memorised fraction, median distance ratio and median nearest distance for one set of samples."""
     nb = nearest_neighbours(samples, train)
-    return {"memorised_fraction": float(nb.memorised(ratio).mean()), "median_ratio": float(np.median(nb.ratio)),
-            "median_nn_distance": float(np.median(nb.d_first)), "n_samples": len(samples)}
+    return {
+        "memorised_fraction": float(nb.memorised(ratio).mean()),
+        "median_ratio": float(np.median(nb.ratio)),
+        "median_nn_distance": float(np.median(nb.d_first)),
+        "n_samples": len(samples),
+    }
 
 
 def memorisation_table(rows: list[dict]) -> pd.DataFrame:

@@ -9,8 +9,9 @@ from experiments.diffusion.model import ddim_from
 
 
 @torch.no_grad()
-def ddim_sample(model: UNet2DModel, scheduler: DDPMScheduler, n: int, steps: int, seed: int,
-                batch_size: int = 256) -> torch.Tensor:
+def ddim_sample(
+    model: UNet2DModel, scheduler: DDPMScheduler, n: int, steps: int, seed: int, batch_size: int = 256
+) -> torch.Tensor:
     """``n`` samples ``[n, C, S, S]`` in [-1, 1] after ``steps`` DDIM steps, starting from noise seeded by ``seed``."""
     channels, size = model.config.in_channels, model.config.sample_size
     ddim = ddim_from(scheduler)

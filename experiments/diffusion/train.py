@@ -34,8 +34,11 @@ def checkpoint_path(folder: str | Path, step: int) -> Path:
 
 
 def _save(tensors: dict[str, torch.Tensor], path: Path, step: int, fingerprint: str = "") -> None:
-    write_safetensors({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, path,
-                      {"step": str(step), "fingerprint": fingerprint})
+    write_safetensors(
+        {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+        path,
+        {"step": str(step), "fingerprint": fingerprint},
+    )
 
 
 def run_fingerprint(images: torch.Tensor, unet: UNetSpec, spec: TrainSpec, seed: int) -> str:
@@ -45,8 +48,9 @@ def run_fingerprint(images: torch.Tensor, unet: UNetSpec, spec: TrainSpec, seed:
     return json.dumps({"unet": asdict(unet), "train": recipe, "seed": seed, "data": data}, sort_keys=True)
 
 
-def _save_resume(folder: Path, step: int, model: UNet2DModel, ema: EMA, opt: torch.optim.Optimizer,
-                 fingerprint: str) -> None:
+def _save_resume(
+    folder: Path, step: int, model: UNet2DModel, ema: EMA, opt: torch.optim.Optimizer, fingerprint: str
+) -> None:
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors |= {f"ema.{k}": v for k, v in ema.state_dict().items()}
     for index, state in opt.state_dict()["state"].items():
@@ -64,8 +68,9 @@ def _load_resume(folder: Path, model: UNet2DModel, ema: EMA, opt: torch.optim.Op
     with safe_open(str(path), framework="pt") as handle:
         meta = handle.metadata() or {}
     if meta.get("fingerprint") != fingerprint:
-        logger.warning("%s belongs to a different configuration; training from scratch (old checkpoints replaced)",
-                       path)
+        logger.warning(
+            "%s belongs to a different configuration; training from scratch (old checkpoints replaced)", path
+        )
         for old in folder.glob("ema_step*.safetensors"):
             old.unlink()
         return 0
@@ -91,8 +96,14 @@ def load_checkpoint_weights(path: str | Path, model: UNet2DModel) -> UNet2DModel
     return model.eval()
 
 
-def train_diffusion(images: torch.Tensor, unet: UNetSpec, spec: TrainSpec, seed: int, folder: str | Path,
-                    manifest: str | Path | None = None) -> dict:
+def train_diffusion(
+    images: torch.Tensor,
+    unet: UNetSpec,
+    spec: TrainSpec,
+    seed: int,
+    folder: str | Path,
+    manifest: str | Path | None = None,
+) -> dict:
     """Train a DDPM on ``images`` (``[N, C, S, S]`` in [-1, 1]); keep EMA checkpoints; resume if possible.
 
     Args:
@@ -116,8 +127,13 @@ def train_diffusion(images: torch.Tensor, unet: UNetSpec, spec: TrainSpec, seed:
     checkpoints = set(spec.checkpoint_steps)
     losses: dict[int, float] = {}
     running, count, began = 0.0, 0, time.perf_counter()
-    for step in tqdm(range(start + 1, spec.steps + 1), desc=f"DDPM N={len(images)} seed={seed}", disable=None,
-                     initial=start, total=spec.steps):
+    for step in tqdm(
+        range(start + 1, spec.steps + 1),
+        desc=f"DDPM N={len(images)} seed={seed}",
+        disable=None,
+        initial=start,
+        total=spec.steps,
+    ):
         gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
         idx = torch.randint(0, len(images), (spec.batch_size,), generator=gen)
         t = torch.randint(0, spec.num_train_timesteps, (spec.batch_size,), generator=gen)
@@ -135,7 +151,10 @@ def train_diffusion(images: torch.Tensor, unet: UNetSpec, spec: TrainSpec, seed:
             losses[step] = running / count
             running, count = 0.0, 0
     info = {
-        "n_train": len(images), "seed": seed, "steps": spec.steps, "resumed_from": start,
+        "n_train": len(images),
+        "seed": seed,
+        "steps": spec.steps,
+        "resumed_from": start,
         "checkpoints": {str(s): str(checkpoint_path(folder, s)) for s in sorted(checkpoints)},
         "train_loss": {str(k): v for k, v in losses.items()},
         "seconds": time.perf_counter() - began,

@@ -44,9 +44,13 @@ def run_monitor(monitor: DeepDriftMonitor, bank: FeatureBank, stream: Stream) ->
             counts[alert.kind] += 1
         states.append(monitor.state)
     states_arr = np.array([s.value for s in states])
-    return MonitorTrace(alert=states_arr == MonitorState.ALERT.value, warning=states_arr == MonitorState.WARNING.value,
-                        layer_alerts=counts[AlertKind.ALERT] + counts[AlertKind.NONFINITE],
-                        layer_warnings=counts[AlertKind.WARNING], monitor=monitor)
+    return MonitorTrace(
+        alert=states_arr == MonitorState.ALERT.value,
+        warning=states_arr == MonitorState.WARNING.value,
+        layer_alerts=counts[AlertKind.ALERT] + counts[AlertKind.NONFINITE],
+        layer_warnings=counts[AlertKind.WARNING],
+        monitor=monitor,
+    )
 
 
 def batch_msp(bank: FeatureBank, stream: Stream) -> np.ndarray:
@@ -57,8 +61,9 @@ def batch_msp(bank: FeatureBank, stream: Stream) -> np.ndarray:
 def calibration_msp(bank: FeatureBank, batch_size: int, n_batches: int, seed: int) -> np.ndarray:
     """Mean MSP of random calibration batches (warm-up of the river detectors)."""
     rng = np.random.default_rng(seed)
-    return np.array([bank.calib_msp[rng.choice(len(bank.calib_msp), batch_size, replace=False)].mean()
-                     for _ in range(n_batches)])
+    return np.array(
+        [bank.calib_msp[rng.choice(len(bank.calib_msp), batch_size, replace=False)].mean() for _ in range(n_batches)]
+    )
 
 
 def adwin(delta: float) -> river_drift.ADWIN:
@@ -87,7 +92,7 @@ def window_scores(detector: torch.nn.Module, bank: FeatureBank, stream: Stream, 
     feats = bank.penultimate
     with torch.no_grad():
         for t in range(window - 1, len(stream.index)):
-            idx = torch.as_tensor(stream.index[t - window + 1:t + 1].reshape(-1))
+            idx = torch.as_tensor(stream.index[t - window + 1 : t + 1].reshape(-1))
             scores[t] = float(detector(feats[idx]))
     return scores
 

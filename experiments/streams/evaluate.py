@@ -33,14 +33,24 @@ def observer_config(theta_high: float) -> ObserverConfig:
     return ObserverConfig(theta_high=theta_high, theta_low=min(1.5, theta_high - 0.5))
 
 
-def _row(method: str, setting: float, stream: Stream, role: str, alarm: np.ndarray,
-         warning: np.ndarray | None = None) -> dict:
-    row = {"method": method, "setting": setting, "role": role, "kind": stream.kind, "corruption": stream.corruption,
-           "severity": stream.severity, "seed": stream.seed, "change": stream.change, "batches": len(alarm)}
+def _row(
+    method: str, setting: float, stream: Stream, role: str, alarm: np.ndarray, warning: np.ndarray | None = None
+) -> dict:
+    row = {
+        "method": method,
+        "setting": setting,
+        "role": role,
+        "kind": stream.kind,
+        "corruption": stream.corruption,
+        "severity": stream.severity,
+        "seed": stream.seed,
+        "change": stream.change,
+        "batches": len(alarm),
+    }
     if stream.change < 0:
         row["events"] = len(alarm_events(alarm))
     else:
-        row["events"] = len(alarm_events(alarm[:stream.change]))
+        row["events"] = len(alarm_events(alarm[: stream.change]))
         row["delay"] = detection_delay(alarm, stream.change)
         if warning is not None:
             row["warning_delay"] = detection_delay(warning, stream.change)
@@ -54,8 +64,9 @@ def _labelled(streams: dict[str, Sequence[Stream]]) -> Iterator[tuple[str, Strea
             yield role, stream
 
 
-def deepdrift_rows(monitor: DeepDriftMonitor, bank: FeatureBank, streams: dict[str, Sequence[Stream]],
-                   thetas: Sequence[float]) -> list[dict]:
+def deepdrift_rows(
+    monitor: DeepDriftMonitor, bank: FeatureBank, streams: dict[str, Sequence[Stream]], thetas: Sequence[float]
+) -> list[dict]:
     """The monitor at each theta_high, sharing one calibration."""
     rows = []
     for theta in tqdm(thetas, desc="deepdrift thetas", disable=None, leave=False):
@@ -68,8 +79,15 @@ def deepdrift_rows(monitor: DeepDriftMonitor, bank: FeatureBank, streams: dict[s
     return rows
 
 
-def river_rows(bank: FeatureBank, streams: dict[str, Sequence[Stream]], deltas: Sequence[float],
-               ph_thresholds: Sequence[float], batch_size: int, warmup_batches: int, seed: int) -> list[dict]:
+def river_rows(
+    bank: FeatureBank,
+    streams: dict[str, Sequence[Stream]],
+    deltas: Sequence[float],
+    ph_thresholds: Sequence[float],
+    batch_size: int,
+    warmup_batches: int,
+    seed: int,
+) -> list[dict]:
     """ADWIN (per delta) and Page-Hinkley (per threshold) on the batch-mean MSP."""
     warmup = calibration_msp(bank, batch_size, warmup_batches, seed)
     rows = []
@@ -82,8 +100,14 @@ def river_rows(bank: FeatureBank, streams: dict[str, Sequence[Stream]], deltas: 
     return rows
 
 
-def window_rows(bank: FeatureBank, streams: dict[str, Sequence[Stream]], window: int, n_reference: int,
-                quantiles: Sequence[float], seed: int) -> list[dict]:
+def window_rows(
+    bank: FeatureBank,
+    streams: dict[str, Sequence[Stream]],
+    window: int,
+    n_reference: int,
+    quantiles: Sequence[float],
+    seed: int,
+) -> list[dict]:
     """MMD / KS scores per window; thresholds at upper quantiles of the clean tuning streams' scores."""
     rows = []
     for name, detector in fit_window_detectors(bank, n_reference, seed).items():

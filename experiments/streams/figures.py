@@ -17,8 +17,15 @@ def timeline_figure(monitor: DeepDriftMonitor, change: int, title: str) -> plt.F
         fig, ax = plt.subplots(figsize=(7.0, 0.32 * len(monitor.taps) + 1.6), constrained_layout=True)
         plot_drift_timeline(monitor.history, ax=ax, config=monitor.config, title=title)
         ax.axvline(change + 0.5, color="#3b8bc8", lw=1.2, ls="--")  # steps are 1-based: batch `change` is step+1
-        ax.annotate("change", (change + 0.5, -0.5), xytext=(3, 2), textcoords="offset points", color="#3b8bc8",
-                    fontsize=7, annotation_clip=False)
+        ax.annotate(
+            "change",
+            (change + 0.5, -0.5),
+            xytext=(3, 2),
+            textcoords="offset points",
+            color="#3b8bc8",
+            fontsize=7,
+            annotation_clip=False,
+        )
     return fig
 
 
@@ -29,8 +36,14 @@ def curves_figure(curve: pd.DataFrame, budget: float) -> plt.Figure:
     methods = list(dict.fromkeys(curve["method"]))
     palette = dict(zip(methods, sns.color_palette("colorblind", len(methods)), strict=True))
     with paper_context():
-        fig, axes = plt.subplots(len(models), len(kinds), figsize=(2.5 * len(kinds) + 1.6, 2.3 * len(models)),
-                                 sharey="row", constrained_layout=True, squeeze=False)
+        fig, axes = plt.subplots(
+            len(models),
+            len(kinds),
+            figsize=(2.5 * len(kinds) + 1.6, 2.3 * len(models)),
+            sharey="row",
+            constrained_layout=True,
+            squeeze=False,
+        )
         for i, model in enumerate(models):
             for j, kind in enumerate(kinds):
                 ax = axes[i][j]
@@ -38,8 +51,7 @@ def curves_figure(curve: pd.DataFrame, budget: float) -> plt.Figure:
                     part = curve[(curve["model"] == model) & (curve["kind"] == kind) & (curve["method"] == method)]
                     part = part.sort_values("far_test")
                     far = np.maximum(part["far_test"].to_numpy(), 0.05)  # zero alarms drawn at the axis floor
-                    ax.plot(far, part["delay_censored"], marker="o", ms=2.5, lw=1, color=palette[method],
-                            label=method)
+                    ax.plot(far, part["delay_censored"], marker="o", ms=2.5, lw=1, color=palette[method], label=method)
                 ax.axvline(budget, color="grey", lw=0.6, ls=":")
                 ax.set_xscale("log")
                 ax.set(title=f"{model}: {kind.replace('_', ' ')}")

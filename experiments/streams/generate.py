@@ -40,8 +40,9 @@ class Stream:
     seed: int
 
 
-def _batch(pools: Pools, corrupt_key: object | None, n_corrupt: int, batch_size: int,
-           rng: np.random.Generator) -> np.ndarray:
+def _batch(
+    pools: Pools, corrupt_key: object | None, n_corrupt: int, batch_size: int, rng: np.random.Generator
+) -> np.ndarray:
     parts = [pools.draw("clean", batch_size - n_corrupt, rng)]
     if n_corrupt:
         parts.append(pools.draw(corrupt_key, n_corrupt, rng))
@@ -56,8 +57,17 @@ def clean_stream(pools: Pools, n_batches: int, batch_size: int, seed: int) -> St
     return Stream("clean", "-", 0, -1, index, seed)
 
 
-def change_stream(pools: Pools, kind: str, corruption: str, severities: Sequence[int], pre: tuple[int, int],
-                  post: int, ramp: int, batch_size: int, seed: int) -> Stream:
+def change_stream(
+    pools: Pools,
+    kind: str,
+    corruption: str,
+    severities: Sequence[int],
+    pre: tuple[int, int],
+    post: int,
+    ramp: int,
+    batch_size: int,
+    seed: int,
+) -> Stream:
     """A clean start of random length in ``pre`` (inclusive), then ``post`` batches after the change.
 
     Args:

@@ -35,8 +35,15 @@ def _gaps(shift: float) -> pd.DataFrame:
 
 def test_training_set_from_the_null_distribution_has_no_significant_gap() -> None:
     gaps = _gaps(shift=0.0)
-    assert list(gaps["block"]) == ["down_blocks.0", "down_blocks.1", "down_blocks.2", "mid_block", "up_blocks.0",
-                                   "up_blocks.1", "up_blocks.2"]
+    assert list(gaps["block"]) == [
+        "down_blocks.0",
+        "down_blocks.1",
+        "down_blocks.2",
+        "mid_block",
+        "up_blocks.0",
+        "up_blocks.1",
+        "up_blocks.2",
+    ]
     assert not gaps["significant"].any()
 
 
@@ -67,8 +74,18 @@ def test_onset_table_ratio_is_loss_onset_over_first_drift_onset() -> None:
     rows = []
     for block, index, first in (("down", 0, 300), ("mid", 1, 100)):
         for step in steps:
-            rows.append({"n_train": 10, "seed": 0, "t": 50, "block": block, "block_index": index, "step": step,
-                         "significant": step >= first, "gap_z": 1.0})
+            rows.append(
+                {
+                    "n_train": 10,
+                    "seed": 0,
+                    "t": 50,
+                    "block": block,
+                    "block_index": index,
+                    "step": step,
+                    "significant": step >= first,
+                    "gap_z": 1.0,
+                }
+            )
     gaps = pd.DataFrame(rows)
     loss = pd.DataFrame({"n_train": 10, "seed": 0, "step": steps, "gap_p": [0.5, 0.5, 0.001, 0.001]})
     mem = pd.DataFrame({"n_train": 10, "seed": 0, "step": steps, "memorised_fraction": [0, 0, 0, 0.5]})

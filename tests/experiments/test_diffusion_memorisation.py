@@ -34,8 +34,8 @@ def test_midway_between_two_training_images_is_not_memorised(train: torch.Tensor
 def test_ratio_threshold_is_strict_one_third(train: torch.Tensor) -> None:
     # on the segment from image 0 to image 1: d0 = a*D and d1 = (1-a)*D, so ratio = a/(1-a)
     direction = train[1] - train[0]
-    just_in = train[0] + 0.24 * direction    # ratio 0.316 -> memorised
-    just_out = train[0] + 0.26 * direction   # ratio 0.351 -> not memorised
+    just_in = train[0] + 0.24 * direction  # ratio 0.316 -> memorised
+    just_out = train[0] + 0.26 * direction  # ratio 0.351 -> not memorised
     nb = nearest_neighbours(torch.stack([just_in, just_out]), train[:2])
     assert nb.memorised().tolist() == [True, False]
 
@@ -43,7 +43,7 @@ def test_ratio_threshold_is_strict_one_third(train: torch.Tensor) -> None:
 def test_distances_are_normalised_by_sqrt_pixels() -> None:
     train = torch.stack([torch.zeros(1, 4, 4), torch.full((1, 4, 4), 3.0)])
     nb = nearest_neighbours(torch.ones(1, 1, 4, 4), train)
-    assert nb.d_first[0] == pytest.approx(1.0)   # every pixel differs by 1: RMS distance 1
+    assert nb.d_first[0] == pytest.approx(1.0)  # every pixel differs by 1: RMS distance 1
     assert nb.d_second[0] == pytest.approx(2.0)
 
 

@@ -26,7 +26,7 @@ def test_ema_is_a_moving_average_and_copies_buffers() -> None:
     model = nn.BatchNorm1d(2)
     ema = EMA(model, decay=0.75)
     with torch.no_grad():
-        model.weight.fill_(3.0)            # starts at 1
+        model.weight.fill_(3.0)  # starts at 1
         model.num_batches_tracked.fill_(7)  # integer buffer: copied, not averaged
     ema.update(model)
     assert torch.allclose(ema.shadow["weight"], torch.full((2,), 1.5))  # 0.75 * 1 + 0.25 * 3
@@ -56,8 +56,9 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path: Path, images: torch
     full = TrainSpec(steps=6, batch_size=4, checkpoint_every=3, ema_decay=0.5)
     train_diffusion(images, TINY, full, seed=3, folder=tmp_path / "a")
     # a job "killed" after step 3: only the first half ran, then the full job starts again in the same folder
-    train_diffusion(images, TINY, TrainSpec(steps=3, batch_size=4, checkpoint_every=3, ema_decay=0.5), seed=3,
-                    folder=tmp_path / "b")
+    train_diffusion(
+        images, TINY, TrainSpec(steps=3, batch_size=4, checkpoint_every=3, ema_decay=0.5), seed=3, folder=tmp_path / "b"
+    )
     info = train_diffusion(images, TINY, full, seed=3, folder=tmp_path / "b")
     assert info["resumed_from"] == 3
     from safetensors.torch import load_file
@@ -71,6 +72,7 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path: Path, images: torch
 
 def test_a_changed_recipe_does_not_resume_the_old_run(tmp_path: Path, images: torch.Tensor) -> None:
     train_diffusion(images, TINY, TrainSpec(steps=3, batch_size=4, checkpoint_every=3), seed=0, folder=tmp_path)
-    info = train_diffusion(images, TINY, TrainSpec(steps=3, batch_size=4, checkpoint_every=3, lr=0.01), seed=0,
-                           folder=tmp_path)
+    info = train_diffusion(
+        images, TINY, TrainSpec(steps=3, batch_size=4, checkpoint_every=3, lr=0.01), seed=0, folder=tmp_path
+    )
     assert info["resumed_from"] == 0

@@ -70,10 +70,32 @@ def _runs() -> pd.DataFrame:
     rows = []
     for setting, clean_events, delay in [(5.0, 0, 6.0), (3.0, 1, 2.0), (2.0, 9, 1.0)]:
         for role in ("tune", "test"):
-            rows.append({"model": "m", "method": "X", "setting": setting, "role": role, "kind": "clean",
-                         "severity": 0, "events": clean_events, "batches": 1000, "delay": np.nan})
-        rows.append({"model": "m", "method": "X", "setting": setting, "role": "change", "kind": "sudden",
-                     "severity": 3, "events": 0, "batches": 80, "delay": delay})
+            rows.append(
+                {
+                    "model": "m",
+                    "method": "X",
+                    "setting": setting,
+                    "role": role,
+                    "kind": "clean",
+                    "severity": 0,
+                    "events": clean_events,
+                    "batches": 1000,
+                    "delay": np.nan,
+                }
+            )
+        rows.append(
+            {
+                "model": "m",
+                "method": "X",
+                "setting": setting,
+                "role": "change",
+                "kind": "sudden",
+                "severity": 3,
+                "events": 0,
+                "batches": 80,
+                "delay": delay,
+            }
+        )
     return pd.DataFrame(rows)
 
 

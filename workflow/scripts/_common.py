@@ -20,7 +20,6 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -108,16 +107,6 @@ def setup(snakemake) -> int:  # the snakemake object has no importable type
             snakemake.threads,
         )
     return threads
-
-
-def weights_by_model(snakemake, models: list[str]) -> dict[str, str]:
-    """``{model key: weights path}`` for a rule whose ``input.weights`` follows the study's model list."""
-    return dict(zip(models, snakemake.input.weights, strict=True))
-
-
-def stem(files) -> Path:  # files: one snakemake output entry (a path or a list of paths)
-    """The common path stem of one figure/table output group (``x.pdf`` + ``x.png`` -> ``x``)."""
-    return Path(files if isinstance(files, str) else files[0]).with_suffix("")
 
 
 _running = getattr(sys.modules.get("__main__"), "snakemake", None)  # the script's snakemake object, if any
