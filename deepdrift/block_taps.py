@@ -16,19 +16,20 @@ _MIN_SHARE = 0.5
 _MAX_TAPS = 16
 
 
-def _n_params(module: nn.Module) -> int:
+def count_parameters(module: nn.Module) -> int:
+    """Parameter elements of ``module``, not counting lazy parameters that have no shape yet."""
     return sum(p.numel() for p in module.parameters() if not isinstance(p, nn.parameter.UninitializedTensorMixin))
 
 
 def _block_stack(model: nn.Module) -> tuple[str, nn.ModuleList] | None:
-    total = _n_params(model)
+    total = count_parameters(model)
     best: tuple[int, str, nn.ModuleList] | None = None
     for name, module in model.named_modules():
         if not isinstance(module, nn.ModuleList) or len(module) < _MIN_BLOCKS:
             continue
         if len({type(block) for block in module}) != 1:
             continue
-        size = _n_params(module)
+        size = count_parameters(module)
         if total and size >= _MIN_SHARE * total and (best is None or size > best[0]):
             best = (size, name, module)
     return None if best is None else (best[1], best[2])
@@ -44,7 +45,7 @@ def _embedding_before(model: nn.Module, path: str) -> str | None:
         for child_name, child in parent.named_children():
             if child_name == parts[depth]:
                 break
-            if _n_params(child) > 0:
+            if count_parameters(child) > 0:
                 before.append(child_name)
         if before:
             if len(before) != 1:

@@ -26,7 +26,7 @@ from .calibration import Calibration, CalibrationAccumulator, CalibrationConfig
 from .distributed import agree_on_contexts, all_reduce_accumulators, rank_and_world
 from .errors import CalibrationMismatchError
 from .fingerprint import fingerprint_model
-from .inputs import batch_size_of, primary_input
+from .inputs import batch_size_of, input_batch_size, primary_input
 from .modes import evaluation_mode
 from .pooling import PoolingConfig
 from .taps import LayerTaps
@@ -219,9 +219,8 @@ def _accumulate(
             batches, total=total, desc="calibrating", unit="batch", disable=None if progress is None else not progress
         ):
             key = context_of(context, batch)
+            _, features = taps.run(lambda b=batch: forward(b), batch_size=input_batch_size(model, batch))
             x = primary_input(batch)
-            n = int(x.shape[0]) if x is not None and x.ndim >= 1 else None
-            _, features = taps.run(lambda b=batch: forward(b), batch_size=n)
             batch_size_of(features)
             if key not in accumulators:
                 accumulators[key] = start(key)

@@ -32,11 +32,40 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def model_dtype(model: nn.Module) -> torch.dtype | None:
-    """Floating dtype of the model's first floating parameter (None for parameter-free or integer models)."""
-    for tensor in model.parameters():
-        if tensor.is_floating_point():
-            return tensor.dtype
-    return None
+    """The one floating dtype of all the model's floating parameters; None when there is none or several (a
+    mixed-precision model decides its own casts, so inputs are left as they come)."""
+    dtypes = {t.dtype for t in model.parameters() if t.is_floating_point()}
+    return dtypes.pop() if len(dtypes) == 1 else None
+
+
+def input_batch_size(model: nn.Module, batch: Any) -> int | None:
+    """Samples in a batch: axis 0 of its primary input, or axis 1 of a 3-D input to a model built on
+    sequence-first (``batch_first=False``) transformer or recurrent layers, whose inputs are (L, N, C)."""
+    x = primary_input(batch)
+    if x is None or x.ndim == 0:
+        return None
+    if x.ndim == 3 and _sequence_first(unwrap(model)):
+        return int(x.shape[1])
+    return int(x.shape[0])
+
+
+def _sequence_first(model: nn.Module) -> bool:
+    """Whether the model's first attention or recurrent layer takes (L, N, C) inputs."""
+    for module in model.modules():
+        if isinstance(module, (nn.MultiheadAttention, nn.RNNBase)):
+            return getattr(module, "batch_first", True) is False
+    return False
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The user's model inside ``DataParallel``/DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
+    while True:
+        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod
+        else:
+            return model
 
 
 def to_device(obj: Any, device: torch.device, dtype: torch.dtype | None = None) -> Any:
@@ -50,6 +79,8 @@ def to_device(obj: Any, device: torch.device, dtype: torch.dtype | None = None) 
         return obj.to(device, dtype=cast, non_blocking=obj.device.type == "cpu" and device.type == "cuda")
     if isinstance(obj, Mapping):
         return {k: to_device(v, device, dtype) for k, v in obj.items()}
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # namedtuple: fields are positional arguments
+        return type(obj)(*(to_device(v, device, dtype) for v in obj))
     if isinstance(obj, (list, tuple)):
         return type(obj)(to_device(v, device, dtype) for v in obj)
     return obj
@@ -77,13 +108,14 @@ def _forward_signature(model_type: type) -> _ForwardSignature | None:
 
 
 def _is_diffusers_unet(model: nn.Module) -> bool:
-    return all(hasattr(model, attr) for attr in ("down_blocks", "up_blocks", "mid_block"))
+    """A diffusers U-Net (by its package), which takes ``(sample, timestep[, condition])`` positionally."""
+    return type(model).__module__.startswith("diffusers.") and hasattr(model, "down_blocks")
 
 
 def _call_with_mapping(model: nn.Module, batch: Mapping[str, Any]) -> Any:
     """Keywords when ``forward`` declares every key by name; else the one positional input key."""
     inputs = {k: v for k, v in batch.items() if k not in _LABEL_KEYS}
-    signature = _forward_signature(type(model))
+    signature = _forward_signature(type(unwrap(model)))  # a wrapper's forward(*inputs, **kwargs) says nothing
     if inputs and signature is not None and all(k in signature.declared for k in inputs):
         return model(**inputs)
     for key in _POSITIONAL_KEYS:
@@ -99,9 +131,10 @@ def _call_with_mapping(model: nn.Module, batch: Mapping[str, Any]) -> Any:
 def _call_with_sequence(model: nn.Module, batch: Sequence[Any]) -> Any:
     """``(x, y)`` pairs call ``model(x)``; diffusers U-Nets get ``(sample, timestep[, condition])`` positionally;
     other models get as many leading items as their ``forward`` requires."""
-    if _is_diffusers_unet(model):
+    inner = unwrap(model)
+    if _is_diffusers_unet(inner):
         return model(*batch)
-    signature = _forward_signature(type(model))
+    signature = _forward_signature(type(inner))
     needed = max(1, signature.required_positional if signature is not None else 1)
     if len(batch) < needed:
         raise TypeError(
@@ -113,7 +146,7 @@ def _call_with_sequence(model: nn.Module, batch: Sequence[Any]) -> Any:
 
 def call_model(model: nn.Module, batch: Any, forward_fn: ForwardFn | None = None) -> Any:
     """Run ``model`` on one batch as a user would, moving inputs to the model's device and floating dtype first."""
-    batch = to_device(batch, model_device(model), model_dtype(model))
+    batch = to_device(batch, model_device(model), model_dtype(unwrap(model)))
     if forward_fn is not None:
         return forward_fn(model, batch)
     if isinstance(batch, torch.Tensor):

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from torch import nn
 
-from .block_taps import repeated_block_taps
+from .block_taps import count_parameters, repeated_block_taps
 from .errors import DeepDriftWarning, LayerNotFoundError
 from .generic_taps import generic_taps
 
@@ -131,7 +131,7 @@ def _wrapped_child(module: nn.Module) -> str | None:
         return children[0][0] if any(True for _ in children[0][1].children()) else None
     if not isinstance(module, nn.Sequential) or len(children) < 2:
         return None
-    sizes = [sum(p.numel() for p in child.parameters()) for _, child in children]
+    sizes = [count_parameters(child) for _, child in children]
     total = sum(sizes)
     biggest = max(range(len(children)), key=sizes.__getitem__)
     holds_all = total > 0 and sizes[biggest] >= _WRAPPED_SHARE * total

@@ -31,7 +31,7 @@ from .distributed import unwrap_ddp
 from .errors import DeepDriftWarning, NotCalibratedError
 from .fingerprint import check_fingerprint, fingerprint_differences, fingerprint_model
 from .history import DEFAULT_MAX_STEPS, DriftHistory
-from .inputs import ForwardFn, call_model, primary_input
+from .inputs import ForwardFn, call_model, input_batch_size, primary_input
 from .layer_selection import LayerRequest
 from .modes import evaluation_mode
 from .observer import Alert, AlertKind, LayerObserver, MonitorState, ObserverConfig
@@ -283,6 +283,14 @@ class DeepDriftMonitor:
         calibration = Calibration.load(path)
         calibration.check_compatible(self.layer_names)
         check_pooling(calibration, self.pooling, path)
+        saved_context = calibration.metadata.get("context")
+        if saved_context != (None if context is None else repr(context)):
+            warnings.warn(
+                f"{path} holds the calibration of context {saved_context or 'None (the default)'} but is loaded into "
+                f"context {context!r}; pass `context=` to load it where it belongs",
+                DeepDriftWarning,
+                stacklevel=2,
+            )
         saved = calibration.fingerprint
         if saved is not None:
             current = fingerprint_model(self.model, self.layer_names, weights_digest=saved.weights_digest is not None)
@@ -318,7 +326,8 @@ class DeepDriftMonitor:
                 self._checks.training_mode()
             with evaluation_mode(self.model), torch.no_grad():
                 output, features = self._taps.run(
-                    lambda: call_model(self.model, batch, self.forward_fn), batch_size=_batch_size(batch)
+                    lambda: call_model(unwrap_ddp(self.model), batch, self.forward_fn),
+                    batch_size=input_batch_size(self.model, batch),
                 )
             scores = scorer.score_features(features)
         self.last_output = output
@@ -335,7 +344,8 @@ class DeepDriftMonitor:
             scorer = self._require_calibrated(key)
             with evaluation_mode(self.model), torch.no_grad():
                 output, features = self._taps.run(
-                    lambda: call_model(self.model, batch, self.forward_fn), batch_size=_batch_size(batch)
+                    lambda: call_model(unwrap_ddp(self.model), batch, self.forward_fn),
+                    batch_size=input_batch_size(self.model, batch),
                 )
             scores = scorer.score_samples(features)
         self.last_output = output
@@ -501,12 +511,6 @@ class DeepDriftMonitor:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("this monitor was closed; create a new DeepDriftMonitor")
-
-
-def _batch_size(batch: Any) -> int | None:
-    """Samples in a batch as its primary input tensor says (None when the batch has no such tensor)."""
-    x = primary_input(batch)
-    return int(x.shape[0]) if x is not None and x.ndim >= 1 else None
 
 
 def _calibrated_input_shape(calibration: Calibration) -> tuple[int, ...] | None:

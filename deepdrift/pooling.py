@@ -154,8 +154,8 @@ def _token_layout(shape: tuple[int, ...], batch_size: int | None, hint: LayoutHi
     batch_first = "NLC" if hint.channels_last is not False else "NCL"
     if hint.batch_first is not None:
         candidate: Layout = batch_first if hint.batch_first else "LNC"
-        if batch_size is None or shape[batch_axis(candidate)] == batch_size:
-            return candidate  # module evidence, consistent with the shape
+        if batch_size is None or shape[batch_axis(candidate)] == batch_size or not hint.batch_first:
+            return candidate  # module evidence; a sequence-first module that disagrees is reported by the caller
     if batch_size is None or shape[0] != shape[1] or batch_size == 1:
         return batch_first  # (1, 1, C) pools the same either way; other mismatches are reported by the caller
     raise UnsupportedOutputError(

@@ -14,7 +14,7 @@ from typing import Any
 from .observer import MonitorState
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LayerStatus(Mapping[str, Any]):
     """One tap's reading after one step.
 
@@ -60,6 +60,15 @@ class LayerStatus(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(_FIELD_NAMES)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to another status, or to a plain dict, with the same fields and values (as the dict status was)."""
+        if isinstance(other, Mapping):
+            return dict(self.items()) == dict(other.items())
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, name) for name in _FIELD_NAMES))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain ``{field: value}`` with the state as its name (JSON-ready)."""

@@ -301,3 +301,82 @@ def test_a_direct_forward_in_another_thread_is_not_captured(calibrated):
     finally:
         stop.set()
         server.join()
+
+
+# ---------------------------------------------------------------------------------------------- review findings
+def test_a_sequence_first_transformer_counts_samples_not_time_steps():
+    encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, batch_first=False), 2).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        monitor = DeepDriftMonitor(encoder, layers=["layers.0", "layers.1"], n_null_draws=200)
+        monitor.calibrate([torch.randn(10, 8, 16) for _ in range(8)])  # (L=10, N=8, C=16)
+    assert monitor.calibration.n_seen == 64
+
+
+def test_mixed_precision_models_get_their_inputs_uncast():
+    class Mixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.temperature = nn.Parameter(torch.ones(1))
+            self.body = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU()).to(torch.bfloat16)
+
+        def forward(self, x):
+            return self.body(x).float() / self.temperature
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeepDriftWarning)
+        monitor = DeepDriftMonitor(Mixed().eval(), layers=["body.1", "body.3"], n_null_draws=200)
+        monitor.calibrate([torch.randn(16, 4).to(torch.bfloat16) for _ in range(10)])
+
+
+def test_a_users_own_unet_is_not_called_like_a_diffusers_one():
+    class MyUNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.down_blocks = nn.ModuleList([nn.Linear(4, 4)])
+            self.mid_block = nn.Linear(4, 4)
+            self.up_blocks = nn.ModuleList([nn.Linear(4, 4)])
+
+        def forward(self, x, return_features=False):
+            assert return_features is False, "the mask was passed as return_features"
+            return self.up_blocks[0](self.mid_block(self.down_blocks[0](x)))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeepDriftWarning)
+        DeepDriftMonitor(MyUNet().eval(), n_null_draws=200).calibrate(
+            [(torch.randn(16, 4), torch.zeros(16)) for _ in range(10)]
+        )
+
+
+def test_wrapped_models_namedtuples_and_lazy_modules():
+    import collections
+
+    class Keywords(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU())
+
+        def forward(self, input_ids, attention_mask=None):
+            return self.body(input_ids)
+
+    pair = collections.namedtuple("Pair", "x y")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeepDriftWarning)
+        wrapped = DeepDriftMonitor(nn.DataParallel(Keywords().eval()), layers=["module.body.1"], n_null_draws=200)
+        wrapped.calibrate([{"input_ids": torch.randn(16, 4), "attention_mask": torch.ones(16, 4)} for _ in range(10)])
+        plain = DeepDriftMonitor(Keywords().eval(), layers=["body.1", "body.3"], n_null_draws=200)
+        plain.calibrate([pair(torch.randn(16, 4), torch.zeros(16)) for _ in range(10)])
+        lazy = nn.Sequential(nn.LazyLinear(16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 2))
+        assert DeepDriftMonitor(lazy).layer_names == ["1", "3"]
+
+
+def test_status_equals_the_plain_dict_it_replaces(calibrated):
+    status, _ = calibrated.step(clean_batches(1, seed=7)[0])
+    first = next(iter(status.values()))
+    assert first == dict(first) and hash(first) == hash(first)
+
+
+def test_loading_a_context_file_into_another_context_warns(calibrated, tmp_path):
+    path = calibrated.save_calibration(tmp_path / "default.safetensors")
+    with pytest.warns(DeepDriftWarning, match="context"):
+        DeepDriftMonitor(calibrated.model, n_null_draws=500).load_calibration(path, context=50)
