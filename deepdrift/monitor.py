@@ -318,16 +318,16 @@ class DeepDriftMonitor:
             scorer = self._require_calibrated(key)
             calibration = scorer.calibration
             assert calibration is not None
-            x = primary_input(batch)
+            x, n = primary_input(batch), input_batch_size(self.model, batch)
             if x is not None and x.ndim >= 1:
                 self._checks.input_shape(_calibrated_input_shape(calibration), tuple(x.shape[1:]))
-                self._checks.batch_size(calibration, int(x.shape[0]), key)
+            if n is not None:
+                self._checks.batch_size(calibration, n, key)
             if self.model.training:  # monitoring must not update batch-norm buffers or sample dropout
                 self._checks.training_mode()
             with evaluation_mode(self.model), torch.no_grad():
                 output, features = self._taps.run(
-                    lambda: call_model(unwrap_ddp(self.model), batch, self.forward_fn),
-                    batch_size=input_batch_size(self.model, batch),
+                    lambda: call_model(unwrap_ddp(self.model), batch, self.forward_fn), batch_size=n
                 )
             scores = scorer.score_features(features)
         self.last_output = output
