@@ -12,6 +12,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +151,7 @@ class Calibration:
     def names(self) -> list[str]:
         return list(self.layers)
 
-    @property
+    @cached_property
     def fingerprint(self) -> ModelFingerprint | None:
         """The model this calibration was made on (``metadata["fingerprint"]``), or None for older files."""
         data = self.metadata.get("fingerprint")

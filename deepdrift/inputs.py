@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,11 +32,24 @@ def model_device(model: nn.Module) -> torch.device:
     return tensor.device if tensor is not None else torch.device("cpu")
 
 
+_DTYPES: weakref.WeakKeyDictionary[nn.Module, tuple[torch.dtype | None, torch.dtype | None]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Per model: (first floating parameter's dtype, the resolved input dtype), so ``step`` does not walk every
+parameter per batch (~0.2 ms on a ResNet-50); ``model.half()`` changes the first dtype and triggers a re-scan."""
+
+
 def model_dtype(model: nn.Module) -> torch.dtype | None:
     """The one floating dtype of all the model's floating parameters; None when there is none or several (a
     mixed-precision model decides its own casts, so inputs are left as they come)."""
+    first = next((t.dtype for t in model.parameters() if t.is_floating_point()), None)
+    cached = _DTYPES.get(model)
+    if cached is not None and cached[0] == first:
+        return cached[1]
     dtypes = {t.dtype for t in model.parameters() if t.is_floating_point()}
-    return dtypes.pop() if len(dtypes) == 1 else None
+    resolved = dtypes.pop() if len(dtypes) == 1 else None
+    _DTYPES[model] = (first, resolved)
+    return resolved
 
 
 def input_batch_size(model: nn.Module, batch: Any) -> int | None:
@@ -49,12 +63,23 @@ def input_batch_size(model: nn.Module, batch: Any) -> int | None:
     return int(x.shape[0])
 
 
+_SEQUENCE_FIRST: weakref.WeakKeyDictionary[nn.Module, bool] = weakref.WeakKeyDictionary()
+
+
 def _sequence_first(model: nn.Module) -> bool:
-    """Whether the model's first attention or recurrent layer takes (L, N, C) inputs."""
-    for module in model.modules():
-        if isinstance(module, (nn.MultiheadAttention, nn.RNNBase)):
-            return getattr(module, "batch_first", True) is False
-    return False
+    """Whether the model's first attention or recurrent layer takes (L, N, C) inputs (found once per model)."""
+    found = _SEQUENCE_FIRST.get(model)
+    if found is None:
+        found = next(
+            (
+                getattr(m, "batch_first", True) is False
+                for m in model.modules()
+                if isinstance(m, (nn.MultiheadAttention, nn.RNNBase))
+            ),
+            False,
+        )
+        _SEQUENCE_FIRST[model] = found
+    return found
 
 
 def unwrap(model: nn.Module) -> nn.Module:

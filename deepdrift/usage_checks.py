@@ -42,6 +42,7 @@ class UsageChecks:
 
     def __init__(self) -> None:
         self._given: set[Hashable] = set()
+        self._checked: dict[Hashable, tuple[Calibration, set[int]]] = {}  # context -> (calibration, batch sizes)
 
     def warn_once(self, key: Hashable, message: str, stacklevel: int = 4) -> None:
         if key not in self._given:
@@ -50,6 +51,7 @@ class UsageChecks:
 
     def reset(self) -> None:
         self._given.clear()
+        self._checked.clear()
 
     def calibration_size(self, calibration: Calibration, context: Hashable) -> None:
         """After calibrating: too few samples overall."""
@@ -63,7 +65,15 @@ class UsageChecks:
             )
 
     def batch_size(self, calibration: Calibration, batch_size: int, context: Hashable) -> None:
-        """Before scoring at a batch size: the reservoir and the reference mean must be large enough for it."""
+        """Before scoring at a batch size: the reservoir and the reference mean must be large enough for it.
+
+        Runs per batch, so each (calibration, batch size, context) is checked once."""
+        checked = self._checked.get(context)
+        if checked is None or checked[0] is not calibration:
+            checked = self._checked[context] = (calibration, set())
+        if batch_size in checked[1]:
+            return
+        checked[1].add(batch_size)
         n_holdout = min(int(ref.holdout.shape[0]) for ref in calibration.layers.values())
         needed_holdout = max(MIN_HOLDOUT, MIN_HOLDOUT_PER_BATCH * batch_size)
         if n_holdout < needed_holdout:
