@@ -24,6 +24,7 @@ from .merge import merge_accumulators
 from .monitor import DeepDriftMonitor
 from .observer import Alert, AlertKind, MonitorState, ObserverConfig
 from .pooling import Layout, PoolingConfig
+from .presets import preset
 from .scores import DriftScorer, LayerScore
 from .status import LayerStatus
 from .taps import ZONES, LayerTaps, Tap
@@ -66,6 +67,7 @@ __all__ = [
     "merge_accumulators",
     "plot_drift_profile",
     "plot_drift_timeline",
+    "preset",
     "render_report",
     "set_log_level",
 ]

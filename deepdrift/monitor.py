@@ -85,6 +85,9 @@ class DeepDriftMonitor:
             e.g. ``{"encoder": "LNC"}`` for a sequence-first transformer (see ``PoolingConfig.layout``).
         taps: an already built ``LayerTaps`` (replaces ``layers``/``layers_map``/``pooling``/``layouts``).
         scorer: an already built ``DriftScorer`` (replaces ``calibration_config``/``n_null_draws``/``statistic``).
+        every_n: ``step`` scores one batch in ``every_n`` (the first, then every ``every_n``-th); the others only run
+            the model and return the latest status with no alerts. The FSM, history and alert steps count scored
+            batches. For production serving where even a small per-batch cost matters (see also ``preset("fast")``).
 
     Example:
         >>> monitor = DeepDriftMonitor(model).calibrate(clean_loader, max_batches=50)  # doctest: +SKIP
@@ -111,8 +114,10 @@ class DeepDriftMonitor:
         layouts: Mapping[str, Layout] | None = None,
         taps: LayerTaps | None = None,
         scorer: DriftScorer | None = None,
+        every_n: int = 1,
     ) -> None:
         _check_arguments(model, arch_name, drift_config, layers, layers_map, pooling, forward_fn, history_size)
+        self.every_n = require_int("every_n", every_n, minimum=1)
         self.model = model
         self.arch_name = arch_name
         self.config = drift_config or ObserverConfig()
@@ -132,6 +137,7 @@ class DeepDriftMonitor:
         self._checks = UsageChecks()
         self._running: dict[Hashable, CalibrationAccumulator] = {}  # kept only for contexts calibrated with update=True
         self._closed = False
+        self._module_list = tuple(model.modules())  # refreshed by calibrate(); see modes.evaluation_mode
         self._reset_observers()
 
     # ----------------------------------------------------------------- structure
@@ -243,6 +249,7 @@ class DeepDriftMonitor:
             require_int("max_batches", max_batches, minimum=1)
         with self._lock:
             self._check_open()
+            self._module_list = tuple(self.model.modules())
             model = unwrap_ddp(self.model)
             calibrations = calibrate_contexts(
                 self._taps,
@@ -325,7 +332,7 @@ class DeepDriftMonitor:
                 self._checks.batch_size(calibration, n, key)
             if self.model.training:  # monitoring must not update batch-norm buffers or sample dropout
                 self._checks.training_mode()
-            with evaluation_mode(self.model), torch.no_grad():
+            with evaluation_mode(self.model, self._module_list), torch.no_grad():
                 output, features = self._taps.run(
                     lambda: call_model(unwrap_ddp(self.model), batch, self.forward_fn), batch_size=n
                 )
@@ -342,7 +349,7 @@ class DeepDriftMonitor:
             self._check_open()
             key = context_of(context, batch)
             scorer = self._require_calibrated(key)
-            with evaluation_mode(self.model), torch.no_grad():
+            with evaluation_mode(self.model, self._module_list), torch.no_grad():
                 output, features = self._taps.run(
                     lambda: call_model(unwrap_ddp(self.model), batch, self.forward_fn),
                     batch_size=input_batch_size(self.model, batch),
@@ -361,8 +368,12 @@ class DeepDriftMonitor:
         sets ``breach`` but not the state. The model's output is kept in ``last_output``.
         """
         with self._lock:
+            self._batches += 1
+            if self._last_status is not None and (self._batches - 1) % self.every_n:
+                return self._run_unscored(batch), []
             scores = self.score(batch, context=context)
             status, alerts = self._advance(scores)
+            self._last_status = status
         self._notify(alerts)
         return status, alerts
 
@@ -467,9 +478,19 @@ class DeepDriftMonitor:
                 except Exception:  # a broken callback must not cost the status of this step or other callbacks
                     logger.exception("on_alert callback %r raised on %s; continuing", callback, alert)
 
+    def _run_unscored(self, batch: Any) -> Status:
+        """A batch that ``every_n`` skips: the model runs (its output is kept), nothing is scored."""
+        self._check_open()
+        with evaluation_mode(self.model, self._module_list), torch.no_grad():
+            self.last_output = call_model(unwrap_ddp(self.model), batch, self.forward_fn)
+        assert self._last_status is not None
+        return self._last_status
+
     def _reset_observers(self) -> None:
         self._observers = {t.name: LayerObserver(t.name, t.label, t.zone, self.config) for t in self.taps}
         self._step = 0
+        self._batches = 0
+        self._last_status: Status | None = None
         labels = [t.label for t in self.taps]
         self.history = DriftHistory(self.layer_names, labels, self.history_size, self.history_size)
 

@@ -10,8 +10,11 @@ the trend history, so stale slopes cannot re-trigger a warning right after recov
 from __future__ import annotations
 
 import enum
+import functools
 import math
+import operator
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,11 +114,19 @@ class Alert:
         return f"🟢 RECOVERY [{self.label}]: Drift back to {self.value:.1f} <= {self.threshold:.1f}"
 
 
-def trend_slope(values: np.ndarray) -> float:
-    """Least-squares slope of ``values`` against step index."""
-    t = np.arange(values.size, dtype=np.float64)
-    t -= t.mean()
-    return float(np.dot(t, values - values.mean()) / np.dot(t, t))
+def trend_slope(values: np.ndarray | Sequence[float]) -> float:
+    """Least-squares slope of ``values`` against step index (0 for fewer than two values)."""
+    if len(values) < 2:
+        return 0.0
+    return math.fsum(map(operator.mul, _slope_weights(len(values)), values))
+
+
+@functools.lru_cache(maxsize=64)
+def _slope_weights(n: int) -> tuple[float, ...]:
+    """``w_i = (i - mean i) / sum (i - mean i)^2``: the slope is ``sum w_i v_i`` (the weights sum to zero, so the
+    values need no centring). Per window length, computed once: this runs for every layer on every step."""
+    centred = np.arange(n, dtype=np.float64) - (n - 1) / 2
+    return tuple((centred / np.dot(centred, centred)).tolist())
 
 
 class LayerObserver:
@@ -139,7 +150,7 @@ class LayerObserver:
         if math.isnan(drift):
             return self._enter_nonfinite(step)
         self.history.append(drift)
-        self.slope = trend_slope(np.fromiter(self.history, float)) if len(self.history) >= cfg.min_history else 0.0
+        self.slope = trend_slope(self.history) if len(self.history) >= cfg.min_history else 0.0
         self._alert_votes.append(drift >= cfg.theta_high)
         self._warn_votes.append(self.slope > cfg.theta_slope and drift >= cfg.theta_warn)
         alert_due = sum(self._alert_votes) >= cfg.persistence

@@ -26,14 +26,9 @@ import torch
 from .calibration import Calibration, CalibrationAccumulator, CalibrationConfig
 from .errors import NotCalibratedError
 from .inputs import batch_size_of
-from .null_model import (
-    CombinedNull,
-    combined_sigma_and_pvalue,
-    fit_combined_null,
-    resample_statistics,
-    shift_statistics_from_means,
-    sigma_and_pvalue,
-)
+from .null_model import CombinedNull, fit_combined_null, resample_statistics, shift_statistics_from_means
+from .null_table import NullTable
+from .stacked_reference import StackedReference
 from .validation import require_choice, require_int
 
 logger = logging.getLogger(__name__)
@@ -114,8 +109,9 @@ class DriftScorer:
         self.n_null_draws = require_int("n_null_draws", n_null_draws, minimum=MIN_NULL_DRAWS)
         self.statistic = statistic
         self.calibration: Calibration | None = None
-        self._null_cache: OrderedDict[int, list[CombinedNull]] = OrderedDict()
+        self._null_cache: OrderedDict[int, tuple[list[CombinedNull], NullTable]] = OrderedDict()
         self._device_refs: dict[tuple[str, torch.device], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = {}
+        self._stacked: dict[torch.device, StackedReference] = {}
         self._nonfinite_layers: set[str] = set()
 
     @property
@@ -134,20 +130,28 @@ class DriftScorer:
         self.calibration = calibration
         self._null_cache.clear()
         self._device_refs.clear()
+        self._stacked.clear()
         return self
 
     def null_fits(self, batch_size: int) -> list[CombinedNull]:
         """Null laws for every layer at this batch size (fitted on first use; the ``NULL_CACHE_SIZE`` most
         recently used batch sizes stay cached, so a stream of ever-new batch sizes cannot grow memory)."""
-        fits = self._null_cache.get(batch_size)
-        if fits is None:
+        return self._nulls(batch_size)[0]
+
+    def null_table(self, batch_size: int) -> NullTable:
+        """The null laws of :meth:`null_fits` stacked into arrays (what scoring reads)."""
+        return self._nulls(batch_size)[1]
+
+    def _nulls(self, batch_size: int) -> tuple[list[CombinedNull], NullTable]:
+        entry = self._null_cache.get(batch_size)
+        if entry is None:
             fits = [self._fit_layer(name, batch_size) for name in self._require_calibration().names]
-            self._null_cache[batch_size] = fits
+            entry = self._null_cache[batch_size] = (fits, NullTable.from_nulls(fits))
             while len(self._null_cache) > NULL_CACHE_SIZE:
                 self._null_cache.popitem(last=False)
         else:
             self._null_cache.move_to_end(batch_size)
-        return fits
+        return entry
 
     def _fit_layer(self, name: str, batch_size: int) -> CombinedNull:
         calibration = self._require_calibration()
@@ -166,17 +170,32 @@ class DriftScorer:
     def statistics(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Raw ``(layers, 3)`` mean-, peak- and principal-axes statistics as one float64 tensor on the features'
         device (no host synchronisation)."""
+        features = self._in_calibration_order(features)
+        devices = {x.device for x in features.values()}
+        if len(devices) == 1:
+            return self._stacked_on(devices.pop()).batch_statistics(features)
+        values = []  # taps on several devices (a model split across GPUs): layer by layer
+        for name, x in features.items():
+            mean, inv_std, principal = self._reference_on(name, x.device)
+            values.append(shift_statistics(x, mean, inv_std, principal))
+        return torch.stack([v.to(values[0].device) for v in values])
+
+    def _in_calibration_order(self, features: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
         calibration = self._require_calibration()
         if list(features) != calibration.names or any(
             x.shape[1] != calibration.layers[n].n_features for n, x in features.items()
         ):
             calibration.check_compatible({n: int(x.shape[1]) for n, x in features.items()})
             features = {n: features[n] for n in calibration.names}  # same taps, other order
-        values = []
-        for name, x in features.items():
-            mean, inv_std, principal = self._reference_on(name, x.device)
-            values.append(shift_statistics(x, mean, inv_std, principal))
-        return torch.stack([v.to(values[0].device) for v in values])  # taps may sit on several devices
+        return features
+
+    def _stacked_on(self, device: torch.device) -> StackedReference:
+        stacked = self._stacked.get(device)
+        if stacked is None:
+            calibration = self._require_calibration()
+            stacked = StackedReference.build([calibration.layers[n] for n in calibration.names], device)
+            self._stacked[device] = stacked
+        return stacked
 
     def score_features(self, features: Mapping[str, torch.Tensor]) -> dict[str, LayerScore]:
         """Drift in sigma units and p-value for every layer of one batch."""
@@ -188,12 +207,7 @@ class DriftScorer:
         """Turn raw ``(layers, 3)`` statistics (in calibration order) into ``LayerScore``s."""
         names = self._require_calibration().names
         statistic = np.asarray(statistic, dtype=np.float64).reshape(len(names), 3)
-        nulls = self.null_fits(batch_size)
-        if self.statistic == "combined":
-            drift, p_value = combined_sigma_and_pvalue(statistic, nulls)
-        else:
-            k = _COLUMN[self.statistic]
-            drift, p_value = sigma_and_pvalue(statistic[:, k], [null.fits[k] for null in nulls])
+        drift, p_value = self.null_table(batch_size).sigma_and_pvalue(statistic, _COLUMN.get(self.statistic))
         nonfinite = ~np.isfinite(statistic).all(axis=1)
         for i, name in enumerate(names):  # warn when a layer turns non-finite, not on every batch it stays so
             if nonfinite[i] and name not in self._nonfinite_layers:
@@ -222,23 +236,18 @@ class DriftScorer:
         calibration = self._require_calibration()
         features = {n: features[n] for n in calibration.names} if set(features) == set(calibration.names) else features
         calibration.check_compatible({n: int(x.shape[1]) for n, x in features.items()})
-        n_samples = batch_size_of(features)
-        columns = []
-        for name, x in features.items():
-            mean, inv_std, principal = self._reference_on(name, x.device)
-            shift = (x.to(torch.float64) - mean) * inv_std
-            columns.append(shift_statistics_from_means(shift, 1, principal).cpu())
-        statistic = torch.stack(columns, dim=1).numpy()  # (samples, layers, 3)
-        nulls = self.null_fits(1)
-        flat = statistic.reshape(-1, 3)
-        repeated = nulls * n_samples  # sample-major, matching the reshape
-        if self.statistic == "combined":
-            drift, p_value = combined_sigma_and_pvalue(flat, repeated)
+        devices = {x.device for x in features.values()}
+        if len(devices) == 1:
+            statistic = self._stacked_on(devices.pop()).sample_statistics(features).cpu().numpy()  # (samples, L, 3)
         else:
-            k = _COLUMN[self.statistic]
-            drift, p_value = sigma_and_pvalue(flat[:, k], [null.fits[k] for null in repeated])
-        shape = (n_samples, len(calibration.names))
-        return SampleScores(tuple(calibration.names), drift.reshape(shape), p_value.reshape(shape))
+            columns = []
+            for name, x in features.items():
+                mean, inv_std, principal = self._reference_on(name, x.device)
+                shift = (x.to(torch.float64) - mean) * inv_std
+                columns.append(shift_statistics_from_means(shift, 1, principal).cpu())
+            statistic = torch.stack(columns, dim=1).numpy()
+        drift, p_value = self.null_table(1).sigma_and_pvalue(statistic, _COLUMN.get(self.statistic))
+        return SampleScores(tuple(calibration.names), drift, p_value)
 
     def _reference_on(self, name: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         key = (name, device)
