@@ -223,24 +223,42 @@ def fit_null(draws: np.ndarray, batch_size: int) -> NullFit:
     )
 
 
+@dataclass(frozen=True)
+class PearsonParameters:
+    """What the Pearson III tail needs of fitted moments, derived once (arrays broadcast against the values)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    shape: np.ndarray
+    sqrt_shape: np.ndarray
+    log_gamma_shape: np.ndarray
+
+    @classmethod
+    def from_moments(cls, mean: np.ndarray, std: np.ndarray, skew: np.ndarray) -> PearsonParameters:
+        shape = 4.0 / np.clip(skew, _MIN_SKEW, None) ** 2
+        return cls(mean, np.maximum(std, 1e-12), shape, np.sqrt(shape), special.gammaln(shape))
+
+    def log_sf(self, values: np.ndarray) -> np.ndarray:
+        """log P(S >= value) under Pearson III (shifted gamma) laws with these moments, finite far into the tail."""
+        shape = self.shape
+        x = shape + (values - self.mean) / self.std * self.sqrt_shape  # standard gamma variate with these moments
+        x_safe = np.where(np.isfinite(x), np.maximum(x, 0.0), 0.0)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            log_sf = np.log(special.gammaincc(shape, x_safe))
+            # deep in the upper tail gammaincc underflows: use the log of its leading asymptotic term
+            x_tail = np.maximum(x_safe, shape)  # only used where x >> shape
+            asymptotic = (
+                (shape - 1.0) * np.log(x_tail)
+                - x_tail
+                - self.log_gamma_shape
+                + np.log(x_tail / np.maximum(x_tail - shape + 1.0, 1e-12))
+            )
+        return np.where(np.isfinite(log_sf), log_sf, asymptotic)
+
+
 def _pearson_log_sf(values: np.ndarray, mean: np.ndarray, std: np.ndarray, skew: np.ndarray) -> np.ndarray:
     """log P(S >= value) under Pearson III (shifted gamma) laws with these moments, finite far into the tail."""
-    std = np.maximum(std, 1e-12)
-    skew = np.clip(skew, _MIN_SKEW, None)
-    shape = 4.0 / skew**2
-    x = shape + (values - mean) / std * np.sqrt(shape)  # standard gamma variate with the fitted mean/sd/skew
-    x_safe = np.where(np.isfinite(x), np.maximum(x, 0.0), 0.0)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        log_sf = np.log(special.gammaincc(shape, x_safe))
-        # deep in the upper tail gammaincc underflows: use the log of its leading asymptotic term
-        x_tail = np.maximum(x_safe, shape)  # only used where x >> shape
-        asymptotic = (
-            (shape - 1.0) * np.log(x_tail)
-            - x_tail
-            - special.gammaln(shape)
-            + np.log(x_tail / np.maximum(x_tail - shape + 1.0, 1e-12))
-        )
-    return np.where(np.isfinite(log_sf), log_sf, asymptotic)
+    return PearsonParameters.from_moments(mean, std, skew).log_sf(values)
 
 
 def sigma_and_pvalue(statistic: np.ndarray, fits: list[NullFit]) -> tuple[np.ndarray, np.ndarray]:

@@ -34,6 +34,9 @@ from .pooling import (
 
 logger = logging.getLogger(__name__)
 
+_LAYOUT_CACHE_SIZE = 1024
+"""Resolved layouts kept per (tap, output shape, batch size); a stream of ever-new shapes clears it, never grows it."""
+
 ZONES: tuple[str, ...] = ("UV", "Mid", "Deep", "IR")
 """Depth zones from input to output: ultraviolet (pixels/edges), mid-level, deep, infrared (near the output)."""
 
@@ -132,6 +135,7 @@ class LayerTaps:
         self.layouts = _checked_layouts(layouts, list(self._modules))
         self._hints = {name: output_layout_hint(model, name) for name in self._modules}
         self._learned: dict[str, tuple[int, Layout]] = {}  # (ndim, layout) found unambiguously in an earlier call
+        self._layout_cache: dict[tuple[str, torch.Size, int | None], Layout] = {}  # resolved per output shape
         self._seen: dict[str, tuple[int, tuple[int, ...]]] = {}  # n_features, raw shape of the first forward
         self.taps = build_taps(list(self._modules), list(self._labels.values()))
         self.execution_order_known = False
@@ -216,7 +220,8 @@ class LayerTaps:
             )
         if len(self._seen) < len(self._modules):
             for name, features in captured.items():
-                self._seen.setdefault(name, (int(features.shape[1]), raw_shapes[name]))
+                if name not in self._seen:
+                    self._seen[name] = (int(features.shape[1]), raw_shapes[name])
             self.taps = tuple(self._with_shapes(t) for t in self.taps)
         if not self.execution_order_known:
             self.set_order(list(captured))  # dict keeps first-fire order = execution order
@@ -235,11 +240,18 @@ class LayerTaps:
             if name in captured and name not in self._warned_refire:
                 self._warned_refire.add(name)
                 logger.warning("layer %r ran more than once in one forward pass; its last call is used", name)
-            x = extract_tensor(output).detach()
-            layout = self._layout_of(name, tuple(x.shape), batch_size)
+            x = (output if isinstance(output, torch.Tensor) else extract_tensor(output)).detach()
+            key = (name, x.shape, batch_size)
+            layout = self._layout_cache.get(key)
+            if layout is None:
+                layout = self._layout_of(name, tuple(x.shape), batch_size)
+                if len(self._layout_cache) >= _LAYOUT_CACHE_SIZE:
+                    self._layout_cache.clear()
+                self._layout_cache[key] = layout
             captured[name] = pool_tensor(x, layout, self.pooling)
-            axis = batch_axis(layout) if x.ndim else None
-            raw_shapes[name] = tuple(n for i, n in enumerate(x.shape) if i != axis)
+            if name not in self._seen:
+                axis = batch_axis(layout) if x.ndim else None
+                raw_shapes[name] = tuple(n for i, n in enumerate(x.shape) if i != axis)
 
         return hook
 
@@ -253,7 +265,9 @@ class LayerTaps:
             declared = learned[1]
         layout = resolve_layout(shape, declared, batch_size, self._hints.get(name, LayoutHint()), name)
         if batch_size is not None and len(shape) == 3 and shape[0] != shape[1] and name not in self._learned:
-            self._learned[name] = (3, layout)  # later batches of size L (shape (L, L, C)) are no longer ambiguous
+            # later batches of size L (shape (L, L, C)) are no longer ambiguous; layouts cached before may differ
+            self._learned[name] = (3, layout)
+            self._layout_cache.clear()
         return layout
 
     def _with_shapes(self, tap: Tap) -> Tap:
