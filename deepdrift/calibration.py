@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
@@ -36,6 +37,7 @@ from .calibration_checks import (
 )
 from .errors import CalibrationMismatchError, CorruptCalibrationError, NonFiniteActivationError
 from .fingerprint import ModelFingerprint
+from .principal import principal_axes
 from .stats import JointReservoir, RunningMoments
 
 logger = logging.getLogger(__name__)
@@ -353,6 +355,7 @@ class CalibrationAccumulator:
                 n_holdout,
             )
         layers = {}
+        started = time.perf_counter()
         for name in order or list(self.moments):
             moments = self.moments[name]
             var = moments.variance
@@ -378,23 +381,5 @@ class CalibrationAccumulator:
                 holdout=holdout.get(name, torch.empty(0, var.shape[0])),
                 principal=principal,
             )
+        logger.info("reference statistics of %d layers frozen in %.2f s", len(layers), time.perf_counter() - started)
         return Calibration(layers=layers, config=self.config, n_seen=self.n_seen, metadata=metadata or {})
-
-
-def principal_axes(covariance: torch.Tensor, var: torch.Tensor, variance_share: float, max_axes: int) -> torch.Tensor:
-    """``(features, axes)`` map from standardised features to whitened principal axes (unit variance each).
-
-    The axes are the leading eigenvectors of the standardised features' covariance (their correlation matrix, with
-    the floored variances) that explain ``variance_share`` of the total, at most ``max_axes``: a few estimated axes
-    per sample would whiten noise. Dividing by the root eigenvalue makes a shift along a quiet axis count as much as
-    one along a loud axis, which is what catches low-rank changes (a brightness offset, a broken patch embedding).
-    """
-    scale = var.rsqrt()
-    standardised = covariance * scale[:, None] * scale[None, :]
-    eigenvalues, eigenvectors = torch.linalg.eigh(standardised)
-    eigenvalues, eigenvectors = eigenvalues.flip(0).clamp_min(0.0), eigenvectors.flip(1)
-    share = eigenvalues.cumsum(0) / eigenvalues.sum().clamp_min(1e-30)
-    n_axes = int((share < variance_share).sum()) + 1
-    n_axes = min(n_axes, max_axes, int((eigenvalues > 1e-9 * eigenvalues[0]).sum()))
-    n_axes = max(n_axes, 1)
-    return (eigenvectors[:, :n_axes] / eigenvalues[:n_axes].clamp_min(1e-30).sqrt()).float()

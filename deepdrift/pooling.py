@@ -249,19 +249,28 @@ def _centred_norm(positions: torch.Tensor, mean: torch.Tensor, dim: int) -> torc
     ``torch.std`` and ``torch.var_mean`` are several times slower on the CPU than a norm of the centred values, and
     for large maps most of that norm's time is allocating the centred copy (a 64 x 64 x 56 x 56 map: 25 of 31 ms on
     one core). On the CPU the copy is therefore made a few samples at a time into one small buffer; each sample's
-    reduction runs over the same values in the same order, so the result is bitwise the one-pass result.
+    reduction runs over the same values in the same order, so chunking does not change a bit. Channels-last outputs
+    (tokens, NHWC) reduce over a middle axis, where ``vector_norm`` is slow (16 x 197 x 384 tokens: 1.6 ms against
+    0.3 ms on one core); there the centred copy, which is ours, is squared in place and summed.
     """
     per_sample = positions[0].numel() if positions.shape[0] else 0
     if positions.device.type != "cpu" or positions.numel() <= CHUNK_ELEMENTS or per_sample == 0:
-        return torch.linalg.vector_norm(positions - mean, dim=dim)
+        return _norm_of_own(positions - mean, dim)
     rows = max(1, CHUNK_ELEMENTS // per_sample)
     out = torch.empty(positions.shape[:dim] + positions.shape[dim + 1 :], dtype=mean.dtype)
     buffer = torch.empty((min(rows, positions.shape[0]), *positions.shape[1:]), dtype=mean.dtype)
     for start in range(0, positions.shape[0], rows):
         stop = min(start + rows, positions.shape[0])
         centred = torch.sub(positions[start:stop], mean[start:stop], out=buffer[: stop - start])
-        torch.linalg.vector_norm(centred, dim=dim, out=out[start:stop])
+        out[start:stop] = _norm_of_own(centred, dim)
     return out
+
+
+def _norm_of_own(centred: torch.Tensor, dim: int) -> torch.Tensor:
+    """Euclidean norm along ``dim`` of a tensor the caller owns (it may be overwritten)."""
+    if dim == centred.ndim - 1:
+        return torch.linalg.vector_norm(centred, dim=dim)
+    return centred.square_().sum(dim=dim).sqrt_()
 
 
 # ----------------------------------------------------------------------------- evidence from modules

@@ -131,14 +131,37 @@ def test_stacked_reference_of_one_layer():
 
 @pytest.mark.parametrize(
     "shape,layout",
-    [((3, 8, 40, 40), "NCHW"), ((64, 64, 56, 56), "NCHW"), ((2, 16, 16, 8), "NHWC"), ((5, 300, 24), "NLC")],
+    [((3, 8, 40, 40), "NCHW"), ((64, 64, 56, 56), "NCHW"), ((2, 16, 16, 8), "NHWC"), ((5, 300, 240), "NLC")],
 )
-def test_pooling_in_chunks_is_bitwise_the_one_pass_result(shape, layout):
+def test_pooling_in_chunks_is_bitwise_the_one_pass_result(shape, layout, monkeypatch):
     x = torch.randn(shape, generator=torch.Generator().manual_seed(0)).relu() + 2.0
-    pooled = pool_tensor(x, layout, PoolingConfig())
+    chunked = pool_tensor(x, layout, PoolingConfig())
+    monkeypatch.setattr("deepdrift.pooling.CHUNK_ELEMENTS", 1 << 40)
+    assert torch.equal(chunked, pool_tensor(x, layout, PoolingConfig()))
     positions = x.flatten(2) if layout == "NCHW" else x.flatten(1, -2)
     dim = 2 if layout == "NCHW" else 1
-    mean = positions.mean(dim=dim, keepdim=True)
-    spread = torch.linalg.vector_norm(positions - mean, dim=dim) / positions.shape[dim] ** 0.5
-    expected = torch.cat([mean.squeeze(dim), spread, positions.amax(dim=dim)], dim=1)
-    assert torch.equal(pooled, expected)
+    mean = positions.mean(dim=dim)
+    expected = torch.cat([mean, positions.std(dim=dim, correction=0), positions.amax(dim=dim)], dim=1)
+    torch.testing.assert_close(chunked, expected, rtol=2e-6, atol=2e-6)
+    if layout == "NCHW":  # channels first: the norm kernel of the unchunked definition, bit for bit
+        spread = torch.linalg.vector_norm(positions - mean[..., None], dim=dim) / positions.shape[dim] ** 0.5
+        assert torch.equal(chunked[:, shape[1] : 2 * shape[1]], spread)
+
+
+def test_leading_axes_by_subspace_iteration_match_the_full_eigendecomposition(monkeypatch):
+    from deepdrift import principal as calibration_module
+
+    gen = torch.Generator().manual_seed(0)
+    n_features = 1100
+    loadings = torch.randn(n_features, 40, generator=gen, dtype=torch.float64) * torch.linspace(3, 0.1, 40).double()
+    x = torch.randn(1500, 40, generator=gen, dtype=torch.float64) @ loadings.T
+    x = x + 0.3 * torch.randn(1500, n_features, generator=gen, dtype=torch.float64)
+    covariance = torch.cov(x.T)
+    var = covariance.diagonal().clone()
+    fast = calibration_module.principal_axes(covariance, var, 0.99, max_axes=16)
+    monkeypatch.setattr(calibration_module, "LOW_RANK_MIN_FEATURES", 10**9)
+    full = calibration_module.principal_axes(covariance, var, 0.99, max_axes=16)
+    assert fast.shape == full.shape == (n_features, 16)
+    cosines = ((fast / fast.norm(dim=0)) * (full / full.norm(dim=0))).sum(dim=0).abs()
+    assert cosines.min() > 0.9999
+    torch.testing.assert_close(fast.norm(dim=0), full.norm(dim=0), rtol=1e-4, atol=0)
