@@ -29,12 +29,15 @@ class FeatureSet:
         penultimate: ``[N, D]`` input of the final linear layer (what pytorch-ood and torchdrift read).
         taps: ``{tap name: [N, D_tap]}`` pooled outputs of DeepDrift's taps, in depth order.
         labels: ``[N]`` int64 class labels, or ``None`` when unknown.
+        tap_means: ``{tap name: C}``: the first ``C`` columns of a tap are its channel means (the pooled mean
+            comes first in every summary; a flat output is all means). Empty when unknown.
     """
 
     logits: torch.Tensor
     penultimate: torch.Tensor
     taps: dict[str, torch.Tensor] = field(default_factory=dict)
     labels: torch.Tensor | None = None
+    tap_means: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.logits.shape[0])
@@ -47,6 +50,20 @@ class FeatureSet:
             penultimate=self.penultimate[idx],
             taps={name: x[idx] for name, x in self.taps.items()},
             labels=None if self.labels is None else self.labels[idx],
+            tap_means=self.tap_means,
+        )
+
+    def channel_means(self) -> FeatureSet:
+        """The same rows with each tap reduced to its channel means: what ``PoolingConfig(summary="mean")`` (and
+        so ``deepdrift.preset("fast")``) would have pooled, bit for bit, without a second forward pass."""
+        if set(self.tap_means) != set(self.taps):
+            raise ValueError("these features do not record which tap columns are channel means (`tap_means`)")
+        return FeatureSet(
+            logits=self.logits,
+            penultimate=self.penultimate,
+            taps={name: x[:, : self.tap_means[name]] for name, x in self.taps.items()},
+            labels=self.labels,
+            tap_means=self.tap_means,
         )
 
     def msp(self) -> np.ndarray:
@@ -124,7 +141,24 @@ def extract_features(
         penultimate=torch.cat(penultimate),
         taps={name: torch.cat(parts) for name, parts in tap_chunks.items()},
         labels=None if labels is None else torch.tensor(np.asarray(labels), dtype=torch.long),
+        tap_means={} if taps is None else _mean_columns(taps),
     )
+
+
+_SUMMARY_PARTS = {"mean": 1, "mean_std": 2, "mean_std_max": 3}
+
+
+def _mean_columns(taps: LayerTaps) -> dict[str, int]:
+    """Leading channel-mean columns of each tap's features: outputs with positions or tokens are pooled into
+    ``parts`` blocks of one column per channel, means first; flat ``(batch, features)`` outputs are kept whole."""
+    parts = _SUMMARY_PARTS[taps.pooling.summary]
+    columns = {}
+    for tap in taps.taps:
+        assert tap.n_features is not None and tap.raw_shape is not None
+        flat = "NC" in (taps.layouts.get(tap.name), taps.pooling.layout)
+        pooled = len(tap.raw_shape) >= 2 and not flat
+        columns[tap.name] = tap.n_features // parts if pooled else tap.n_features
+    return columns
 
 
 def tap_order(model: nn.Module, probe: torch.Tensor) -> list[str]:

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import numpy as np
 import torch
 from torch import nn
 
+import deepdrift
 from deepdrift import CalibrationConfig, DriftScorer
+from deepdrift.presets import PresetName
 from experiments.baselines.base import BatchDetector, NotFittedError
 from experiments.features import FeatureSet
 
@@ -39,8 +42,14 @@ def combine_drift(drift: np.ndarray, rule: str) -> np.ndarray:
 class _SharedDrift:
     """One fitted ``DriftScorer`` and its last per-tap drift, shared by every combination rule built from it."""
 
-    def __init__(self, calibration_config: CalibrationConfig, chunk_size: int) -> None:
-        self.scorer = DriftScorer(calibration_config)
+    def __init__(self, calibration_config: CalibrationConfig, chunk_size: int, preset: PresetName = "default") -> None:
+        settings = deepdrift.preset(preset)
+        if preset != "default":  # the preset's own calibration settings, keeping the study's seed and sizes
+            calibration_config = replace(
+                calibration_config, principal_max_features=settings["calibration_config"].principal_max_features
+            )
+        self.scorer = DriftScorer(calibration_config, statistic=settings["statistic"])
+        self.means_only = settings["pooling"].summary == "mean"
         self.chunk_size = chunk_size
         self.tap_names: list[str] = []
         self._fitted_on: FeatureSet | None = None
@@ -51,6 +60,8 @@ class _SharedDrift:
             return  # a sibling rule fitted the shared scorer on these very features
         if not calib.taps:
             raise ValueError("DeepDrift needs tap features: extract the calibration FeatureSet with `taps=`")
+        fitted_on = calib
+        calib = self._pooled(calib)
 
         def chunks() -> Iterator[dict[str, torch.Tensor]]:
             for start in range(0, len(calib), self.chunk_size):
@@ -58,11 +69,16 @@ class _SharedDrift:
 
         self.scorer.fit_features(chunks())
         self.tap_names = list(self.scorer.calibration.names)
-        self._fitted_on, self._last = calib, None
+        self._fitted_on, self._last = fitted_on, None
+
+    def _pooled(self, features: FeatureSet) -> FeatureSet:
+        """The tap features this preset scores (channel means only for ``fast``)."""
+        return features.channel_means() if self.means_only else features
 
     def layer_drift(self, batch: FeatureSet, name: str) -> np.ndarray:
         if not self.scorer.is_calibrated:
             raise NotFittedError(f"{name}: call fit(calib_features) before scoring")
+        batch = self._pooled(batch)
         scores = self.scorer.score_features({tap: batch.taps[tap] for tap in self.tap_names})
         return np.array([scores[tap].drift for tap in self.tap_names], dtype=np.float64)
 
@@ -83,6 +99,8 @@ class DeepDriftDetector(BatchDetector):
         combine: ``"max"`` or ``"stouffer"`` (see :data:`COMBINE_RULES`).
         calibration_config: DeepDrift's calibration settings (held-out share for the null, reservoir, seed).
         chunk_size: calibration features are fed in chunks of this many samples (moments are exact either way).
+        preset: ``deepdrift.preset`` to score with; ``fast`` reads each tap's channel means from the full features
+            (so one extraction serves both) and scores the mean shift alone.
 
     Example:
         >>> by_max = DeepDriftDetector(combine="max").fit(calib)  # doctest: +SKIP
@@ -95,12 +113,13 @@ class DeepDriftDetector(BatchDetector):
         combine: str = "max",
         calibration_config: CalibrationConfig = CalibrationConfig(),
         chunk_size: int = 128,
+        preset: str = "default",
     ) -> None:
         if combine not in COMBINE_RULES:
             raise ValueError(f"unknown combine rule {combine!r}; use one of {sorted(COMBINE_RULES)}")
         self.combine = combine
-        self.name = f"DeepDrift ({combine})"
-        self._shared = _SharedDrift(calibration_config, chunk_size)
+        self.name = f"DeepDrift ({combine})" if preset == "default" else f"DeepDrift {preset} ({combine})"
+        self._shared = _SharedDrift(calibration_config, chunk_size, preset)  # type: ignore[arg-type]
 
     @property
     def scorer(self) -> DriftScorer:

@@ -26,6 +26,7 @@ DEEPDRIFT_RULES: dict[str, str] = {"deepdrift_max": "max", "deepdrift_stouffer":
 
 DETECTORS: dict[str, Callable[..., BatchDetector]] = {
     **{name: partial(DeepDriftDetector, combine=rule) for name, rule in DEEPDRIFT_RULES.items()},
+    "deepdrift_fast": partial(DeepDriftDetector, combine="max", preset="fast"),
     "msp": MaxSoftmax,
     "energy": Energy,
     "mahalanobis": Mahalanobis,
@@ -34,7 +35,8 @@ DETECTORS: dict[str, Callable[..., BatchDetector]] = {
     "mmd": KernelMMD,
     "ks": KolmogorovSmirnov,
 }
-"""Registered detectors: DeepDrift (two tap-combination rules), pytorch-ood (5) and torchdrift (2)."""
+"""Registered detectors: DeepDrift (two tap-combination rules, and the ``fast`` preset with the max rule: channel
+means and the mean shift only, on its own scorer), pytorch-ood (5) and torchdrift (2)."""
 
 PEER_DETECTORS: tuple[str, ...] = ("msp", "energy", "mahalanobis", "vim", "knn", "mmd", "ks")
 """The peers' methods, run with their own code (pytorch-ood 0.4, torchdrift)."""
@@ -53,7 +55,7 @@ OPTION_SOURCES: dict[str, type[BatchDetector]] = {
 both DeepDrift rules: they share one fitted scorer."""
 
 _SCALARS = (int, float, bool, str, type(None))
-_NOT_OPTIONS = frozenset({"self", "model", "combine"})
+_NOT_OPTIONS = frozenset({"self", "model", "combine", "preset"})
 
 
 def _is_scalar(hint: Any) -> bool:
@@ -79,7 +81,7 @@ def detector_options(name: str) -> dict[str, Any]:
 
 def option_source(name: str) -> str:
     """The :data:`OPTION_SOURCES` key whose options configure detector ``name`` (``deepdrift`` for every rule)."""
-    return "deepdrift" if name in DEEPDRIFT_RULES else name
+    return "deepdrift" if name in DEEPDRIFT_RULES or name == "deepdrift_fast" else name
 
 
 def available_detectors() -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from experiments.config import ConfigError, convert_value, from_mapping, join, p
 from experiments.data.corruptions import config_corruption_subsets, corruption_names
 
 DEFAULT_METHODS: tuple[str, ...] = available_detectors()
-"""Every registered detector: DeepDrift's two rules and the peers' seven methods."""
+"""Every registered detector: DeepDrift's two rules and its fast preset, and the peers' seven methods."""
 
 
 def method_names(raw: Any, path: str) -> Any:

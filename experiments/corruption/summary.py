@@ -16,6 +16,7 @@ from experiments.corruption.measure import TAP_PREFIX
 METHOD_LABELS: dict[str, str] = {
     "deepdrift_max": "DeepDrift (max)",
     "deepdrift_stouffer": "DeepDrift (Stouffer)",
+    "deepdrift_fast": "DeepDrift fast (max)",
     "msp": "MSP",
     "energy": "Energy",
     "mahalanobis": "Mahalanobis",
