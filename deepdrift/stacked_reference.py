@@ -31,6 +31,7 @@ class StackedReference:
         starts: ``(L,)`` first feature of each layer in the concatenated row.
         widths: ``(L,)`` features per layer.
         pad_index: (torch path) position of each feature in an ``(L, max width)`` zero-padded layout.
+        device_widths: (torch path) ``widths`` as a float64 tensor on the device.
     """
 
     device: torch.device
@@ -40,6 +41,7 @@ class StackedReference:
     starts: np.ndarray
     widths: np.ndarray
     pad_index: torch.Tensor | None
+    device_widths: torch.Tensor | None = None
 
     @classmethod
     def build(cls, layers: Sequence[LayerReference], device: torch.device) -> StackedReference:
@@ -68,6 +70,7 @@ class StackedReference:
             starts=starts,
             widths=widths,
             pad_index=pad_index.to(device),
+            device_widths=torch.as_tensor(widths, dtype=torch.float64).to(device),
         )
 
     @property
@@ -115,14 +118,13 @@ class StackedReference:
         return np.stack([mean_shift, peak, axes], axis=-1)
 
     def _torch_statistics(self, shift: torch.Tensor, batch_size: int) -> torch.Tensor:
-        assert self.pad_index is not None
+        assert self.pad_index is not None and self.device_widths is not None
         squared = shift.square()
         max_width = int(self.widths.max())
         padded = squared.new_zeros(*shift.shape[:-1], self.n_layers * max_width)
         padded[..., self.pad_index] = squared  # zeros never exceed a square, and a NaN stays in its layer
         padded = padded.unflatten(-1, (self.n_layers, max_width))
-        widths = torch.as_tensor(self.widths, dtype=torch.float64, device=shift.device)
-        mean_shift = padded.sum(dim=-1) * (batch_size / widths)
+        mean_shift = padded.sum(dim=-1) * (batch_size / self.device_widths)
         peak = padded.amax(dim=-1) * batch_size
         columns = []
         for layer, (start, width, p) in enumerate(zip(self.starts, self.widths, self.principal, strict=True)):

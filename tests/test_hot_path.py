@@ -67,6 +67,7 @@ def test_the_device_path_equals_the_cpu_path(scorer):
         pad_index=device.pad_index.new_empty(device.pad_index.shape, device="cpu").copy_(
             torch.cat([i * int(cpu.widths.max()) + torch.arange(int(w)) for i, w in enumerate(cpu.widths)])
         ),
+        device_widths=torch.as_tensor(cpu.widths, dtype=torch.float64),
     )
     for batch in (_features(1, 3), _features(9, 4, 0.3)):
         means = torch.cat([batch[n] for n in names], dim=1).mean(dim=0, dtype=torch.float64)
