@@ -131,6 +131,13 @@ def test_an_invalid_config_is_rejected(tmp_path):
     assert result.returncode != 0 and "threads" in result.stdout + result.stderr
 
 
+DRY_RUN_CORES = 1024
+"""More cores than any rule asks for, so a dry run shows every rule's own ``threads:``."""
+RUNS_ALONE = frozenset({"overhead"})
+"""Rules whose ``threads:`` are all of the run's cores, so no job runs beside their wall-clock timings; they compute on
+the config's count like every other rule."""
+
+
 def _threads_by_rule(config_set: str) -> dict[str, int]:
     """Each rule's declared ``threads:`` under ``config_set`` (a dry run with more cores than any rule asks for)."""
     cmd = [
@@ -138,7 +145,7 @@ def _threads_by_rule(config_set: str) -> dict[str, int]:
         "-s",
         str(REPO / "workflow" / "Snakefile"),
         "--cores",
-        "1024",
+        str(DRY_RUN_CORES),
         "--dry-run",
         "--forceall",
         "--config",
@@ -169,7 +176,10 @@ def test_every_rule_computes_on_the_threads_it_declares(config_set):
     declared = _threads_by_rule(config_set)
     scripted = {rule for rule in declared if rule not in ("all", "figure_index")}  # rules that call setup()
     assert scripted <= set(_common.RULE_THREADS), "add the new rule to workflow/scripts/_common.py RULE_THREADS"
-    assert {rule: _common.rule_threads(rule, config) for rule in scripted} == {r: declared[r] for r in scripted}
+    shared = scripted - RUNS_ALONE
+    assert {rule: _common.rule_threads(rule, config) for rule in shared} == {r: declared[r] for r in shared}
+    assert {rule: declared[rule] for rule in RUNS_ALONE} == dict.fromkeys(RUNS_ALONE, DRY_RUN_CORES)
+    assert all(1 <= _common.rule_threads(rule, config) <= DRY_RUN_CORES for rule in RUNS_ALONE)
 
 
 def _digest(path: Path) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from experiments.config import from_mapping
 
@@ -40,22 +40,100 @@ class ContractConfig:
 
 
 @dataclass(frozen=True)
-class OverheadConfig:
-    """Timing of ``monitor.step`` against a plain forward pass.
+class ReferenceModel:
+    """A standard architecture timed beside the study models, with random weights (timing does not depend on them).
 
     Attributes:
-        models: keys of ``config["models"]`` to time.
-        batch_sizes: batch sizes timed.
-        repetitions: interleaved forward/step pairs per batch size (the median is reported).
-        warmup: untimed pairs first.
-        seed: seeds the sampled batches.
+        name: a torchvision (``resnet50``) or timm (``vit_small_patch16_224``) model name.
+        source: the library that builds it.
+        resolution: input side length in pixels (three channels).
+        batch_sizes: this model's batch sizes, where they differ from the section's (a slow model at fewer).
+    """
+
+    name: str
+    source: Literal["torchvision", "timm"]
+    resolution: int = 224
+    batch_sizes: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.resolution < 8:
+            raise ValueError(f"resolution must be at least 8 pixels, got {self.resolution}")
+        if self.batch_sizes is not None and (not self.batch_sizes or min(self.batch_sizes) < 1):
+            raise ValueError(f"batch_sizes must be a non-empty list of positive sizes, got {list(self.batch_sizes)}")
+
+    @property
+    def label(self) -> str:
+        """``name@resolution``, how tables and ``calibration_cost.models`` name it."""
+        return f"{self.name}@{self.resolution}"
+
+
+@dataclass(frozen=True)
+class CalibrationCostConfig:
+    """Throughput and peak memory of ``monitor.calibrate`` against a bare forward pass over the same batches.
+
+    Attributes:
+        models: which models to measure: study keys (``cnn``) and reference labels (``resnet18@224``).
+        images: images in the loader (each arm runs once over them, in a fresh process).
+        batch_size: loader batch size.
     """
 
     models: tuple[str, ...]
+    images: int = 256
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class OverheadConfig:
+    """What watching a model costs: ``monitor.step`` against a bare forward pass and the no-op-hook floor.
+
+    Attributes:
+        models: keys of ``config["models"]``: study models, timed with their trained weights at their own
+            resolution on held-out images.
+        reference_models: standard architectures with random weights, timed on smooth synthetic images.
+        calibration_cost: the calibration throughput and memory measurement.
+        batch_sizes: batch sizes timed.
+        repetitions: interleaved rounds of every arm per model and batch size (the median is reported).
+        min_repetitions: rounds kept even when a cell runs past ``max_seconds_per_cell``.
+        max_seconds_per_cell: a cell (one model and batch size, warm-up included) stops after the round that
+            passes this many seconds, once it has ``min_repetitions`` rounds.
+        warmup: untimed rounds first.
+        calibration_images: images each monitor is calibrated on before timing.
+        device: ``cpu``, ``cuda`` or ``auto`` (the GPU when there is one); timings synchronise with a GPU
+            around every call.
+        seed: seeds the synthetic images and the reference models' weights.
+    """
+
+    models: tuple[str, ...]
+    reference_models: tuple[ReferenceModel, ...]
+    calibration_cost: CalibrationCostConfig
     batch_sizes: tuple[int, ...] = (1, 16, 64)
-    repetitions: int = 30
-    warmup: int = 3
+    repetitions: int = 20
+    min_repetitions: int = 5
+    max_seconds_per_cell: float = 15.0
+    warmup: int = 1
+    calibration_images: int = 512
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_repetitions <= self.repetitions:
+            raise ValueError(
+                f"need 1 <= min_repetitions <= repetitions, got {self.min_repetitions} and {self.repetitions}"
+            )
+        labels = self.labels
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"models and reference_models name one model twice: {list(labels)}")
+        unknown = [m for m in self.calibration_cost.models if m not in labels]
+        if unknown:
+            raise ValueError(
+                f"calibration_cost.models {unknown} are not timed here; choose among {list(labels)} "
+                "(study keys and reference labels name@resolution)"
+            )
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Every timed model's table label: study keys, then reference labels."""
+        return (*self.models, *(m.label for m in self.reference_models))
 
 
 @dataclass(frozen=True)

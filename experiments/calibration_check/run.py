@@ -7,6 +7,7 @@ against the tuples declared beside it (:mod:`experiments.rule_io`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,9 +16,11 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from experiments.atomic import write_csv
+from experiments.calibration_check.bench_models import ModelRecipe
+from experiments.calibration_check.calibration_cost import calibration_cost_table
 from experiments.calibration_check.contract import run_contract, summarise, summarise_noise
 from experiments.calibration_check.figures import qq_figure
-from experiments.calibration_check.overhead import overhead_table
+from experiments.calibration_check.overhead import machine_description, overhead_tables, resolve_device
 from experiments.calibration_check.soak import SoakConfig, soak_table
 from experiments.data import split_dataset
 from experiments.figures import save_figure, write_table
@@ -25,11 +28,12 @@ from experiments.models.zoo import load_model
 from experiments.rule_io import Files, by_model, checked, output_paths
 
 if TYPE_CHECKING:
+    from experiments.calibration_check.config import OverheadConfig
     from experiments.workflow_config import WorkflowConfig
 
 MODEL_INPUTS = ("weights",)
 CONTRACT_OUTPUTS = ("drift", "qq", "contract", "noise")
-OVERHEAD_OUTPUTS = ("overhead",)
+OVERHEAD_OUTPUTS = ("overhead", "breakdown", "calibration_cost")
 SOAK_INPUTS: tuple[str, ...] = ()
 SOAK_OUTPUTS = ("memory", "trace")
 
@@ -58,23 +62,66 @@ def contract(cfg: WorkflowConfig, inputs: Mapping[str, Files], outputs: Mapping[
 
 
 def overhead(cfg: WorkflowConfig, inputs: Mapping[str, Files], outputs: Mapping[str, Files]) -> pd.DataFrame:
-    """Rule ``overhead``: time ``monitor.step`` against a plain forward pass for every configured model."""
+    """Rule ``overhead``: what watching and calibrating cost, against a bare forward pass and the no-op-hook floor.
+
+    Study models are timed with their trained weights on their own images, reference architectures with random
+    weights on smooth synthetic images; three tables: per-step cost, its breakdown, and calibration cost.
+    """
     out = output_paths(outputs, OVERHEAD_OUTPUTS, "overhead")
     settings = cfg.calibration.overhead
-    models, calib, heldout = _load_models(cfg, inputs, settings.models, "overhead")
-    table = overhead_table(
-        models,
-        {k: v.tensors[0] for k, v in calib.items()},
-        {k: v.tensors[0] for k, v in heldout.items()},
-        settings,
-    )
+    settings = replace(settings, device=resolve_device(settings.device))
+    given = checked(inputs, MODEL_INPUTS, "input", "overhead")
+    weights = by_model(given["weights"], settings.models, "overhead input 'weights'")
+    recipes = [ModelRecipe.study(cfg.models[k], cfg.data, weights[k], settings.seed) for k in settings.models]
+    recipes += [ModelRecipe.reference(m, settings.seed) for m in settings.reference_models]
+    machine = machine_description(settings.device)
+    table, breakdown = overhead_tables(recipes, settings)
+    fast = "; fast: monitor.step with deepdrift.preset('fast')" if "fast_ms" in table else ""
     write_table(
         table,
         out["overhead"],
-        float_format="%.2f",
-        caption="Cost of monitor.step relative to a plain forward pass (median of interleaved repetitions).",
+        caption=(
+            "Per-step cost of monitoring, interleaved arms, median over repetitions (ms): bare = forward under "
+            "no_grad; floor = forward with no-op hooks on the monitor's taps (the least any hook-based monitor "
+            f"pays); step = monitor.step{fast}. Ratios are medians of per-repetition ratios (step_bare_q25/q75: "
+            f"quartiles); added_ms = step - bare, also per tap. {_subjects(settings)} {machine}."
+        ),
+    )
+    write_table(
+        breakdown,
+        out["breakdown"],
+        caption=(
+            "Where a step's time goes beyond the floor (medians, ms): pooling = hooked forward "
+            "(LayerTaps.run) - floor; statistics = DriftScorer.statistics to host; null_lookup = "
+            "scores_from_statistics; fsm = status and observers; glue = step - floor - the others (as measured, "
+            f"may be slightly negative). {_subjects(settings)} {machine}."
+        ),
+    )
+    chosen = [r for r in recipes if r.label in settings.calibration_cost.models]
+    cost = calibration_cost_table(chosen, settings.calibration_cost, settings.device)
+    write_table(
+        cost,
+        out["calibration_cost"],
+        caption=(
+            f"Calibration cost over {settings.calibration_cost.images} images in batches of "
+            f"{settings.calibration_cost.batch_size}: images/s of DeepDriftMonitor(model).calibrate and of a bare "
+            "forward over the same batches (after one warm-up batch), their time ratio, and peak resident memory "
+            "(MiB) of each arm in its own fresh process; extra = calibrate peak - bare peak; peak_over: arm = "
+            "the peak while the arm ran (Linux VmHWM reset after set-up), process = the lifetime peak (ru_maxrss). "
+            f"{machine}."
+        ),
     )
     return table
+
+
+def _subjects(settings: OverheadConfig) -> str:
+    """What the models and the repetitions column are, for the captions."""
+    return (
+        "Study models run their trained weights on held-out images, name@resolution models random weights on smooth "
+        f"synthetic images; every monitor calibrated on {settings.calibration_images} images. repetitions: "
+        f"interleaved rounds timed after {settings.warmup} warm-up round(s), up to {settings.repetitions}, at least "
+        f"{settings.min_repetitions} (a cell stops after {settings.max_seconds_per_cell:g} s)."
+    )
 
 
 def soak(cfg: WorkflowConfig, inputs: Mapping[str, Files], outputs: Mapping[str, Files]) -> pd.DataFrame:

@@ -23,16 +23,30 @@ rule calibration_contract:
 ALL_TARGETS += rules.calibration_contract.output
 
 
+def _every_core(wildcards):
+    """All of this run's cores, so no other job runs beside wall-clock timings (the config's threads where a run
+    declares no core count, e.g. when rules are only listed). The job computes on the config's `threads`
+    (scripts/_common.py RULE_THREADS) whatever it is granted; a profile's set-threads replaces this."""
+    from snakemake.exceptions import WorkflowError
+
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return config["threads"]
+
+
 rule overhead:
     input:
         weights=expand(results("models", "{model}.safetensors"), model=_CAL["overhead"]["models"]),
     output:
         overhead=table_outputs("monitor_overhead"),
+        breakdown=table_outputs("monitor_overhead_breakdown"),
+        calibration_cost=table_outputs("monitor_calibration_cost"),
     benchmark:
         results("benchmarks", "overhead.tsv")
     log:
         results("logs", "overhead.log"),
-    threads: config["threads"]
+    threads: _every_core
     script:
         "../scripts/overhead.py"
 
