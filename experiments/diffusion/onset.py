@@ -5,8 +5,8 @@ the same size, in sigma units; ``gap_z`` divides it by the null sets' spread. It
 one more draw from the null: a one-sided prediction-interval t-test, ``gap / (sd * sqrt(1 + 1/M))`` against Student's t
 with M - 1 degrees of freedom (honest with few null sets). A gap is *significant* when that p-value is below
 ``alpha / n_blocks`` (Bonferroni across blocks) and the training drift is above every null set. An *onset* is the
-first checkpoint that starts a run of ``consecutive`` significant checkpoints (or that is significant together with
-every checkpoint after it, at the end of training).
+first checkpoint that starts a run of ``consecutive`` significant checkpoints; a significant last checkpoint alone is
+not one (it could be the one chance crossing of a long run).
 """
 
 from __future__ import annotations
@@ -42,11 +42,11 @@ def drift_gaps(drift: pd.DataFrame, alpha: float) -> pd.DataFrame:
 
 
 def onset_step(steps: Sequence[int], flags: Sequence[bool], consecutive: int) -> float:
-    """First step starting ``consecutive`` significant checkpoints in a row (a run may end at the last one)."""
+    """First step starting ``consecutive`` significant checkpoints in a row (all of them scored)."""
     steps, flags = list(steps), [bool(f) for f in flags]
     for i, step in enumerate(steps):
         window = flags[i : i + consecutive]
-        if window and all(window):
+        if len(window) == consecutive and all(window):
             return float(step)
     return float("nan")
 

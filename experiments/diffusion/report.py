@@ -8,8 +8,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from experiments.atomic import atomic_path
 from experiments.diffusion.config import EvalSpec
 from experiments.diffusion.figures import anatomy_heatmap, bottleneck_figure, memorisation_figure, sample_grid
+from experiments.diffusion.findings import bottleneck_finding, earlier_finding, findings_page, tracking_finding
 from experiments.diffusion.onset import bottleneck_table, drift_gaps, onset_table, summarise_onsets
 from experiments.figures import save_figure, write_table
 
@@ -64,7 +66,30 @@ def write_report(
         caption="Block separating most (largest null-corrected gap z, last checkpoint) and first, per N, t.",
     )
     _write_run_tables(frames, out)
+    _write_findings(evaluation, frames, gaps, onsets, out["findings"])
     return summary
+
+
+def _write_findings(
+    evaluation: EvalSpec, frames: Mapping[str, pd.DataFrame], gaps: pd.DataFrame, onsets: pd.DataFrame, path: Path
+) -> None:
+    steps = frames["memorisation"]["step"]
+    first_checkpoint = int(steps[steps > 0].min())
+    findings = [
+        bottleneck_finding(gaps, onsets),
+        earlier_finding(onsets, first_checkpoint),
+        tracking_finding(gaps, onsets, frames["memorisation"], evaluation.onset_fraction),
+    ]
+    runs = frames["memorisation"].drop_duplicates(["n_train", "seed"])
+    settings = (
+        f"N in {sorted(int(n) for n in runs['n_train'].unique())}, seeds per N "
+        f"{sorted({int(c) for c in runs.groupby('n_train')['seed'].nunique()})}, checkpoints every "
+        f"{int(steps[steps > 0].diff().dropna().min()) if (steps > 0).sum() > 1 else first_checkpoint} steps from "
+        f"step {first_checkpoint}, timesteps {sorted(int(t) for t in gaps['t'].unique())}, alpha {evaluation.alpha:g} "
+        f"(Bonferroni over blocks), an onset needs {evaluation.consecutive} consecutive significant checkpoints."
+    )
+    with atomic_path(path.with_suffix(".md")) as tmp:
+        tmp.write_text(findings_page(findings, settings))
 
 
 def memorised_table(memorisation: pd.DataFrame) -> pd.DataFrame:

@@ -38,7 +38,7 @@ EVALUATE_OUTPUTS = (*DIFFUSION_FRAMES, "samples")
 REPORT_INPUTS = (*DIFFUSION_FRAMES, "samples")
 REPORT_OUTPUTS = (
     "anatomy", "memorisation", "bottleneck", "samples", "onsets", "onset_summary", "bottleneck_blocks", "memorised",
-    "blocks",
+    "blocks", "findings",
 )  # fmt: skip
 
 

@@ -65,7 +65,7 @@ def test_onset_needs_consecutive_significant_checkpoints() -> None:
     steps = [100, 200, 300, 400, 500]
     assert onset_step(steps, [False, True, False, True, True], 2) == 400
     assert onset_step(steps, [False, True, False, True, True], 1) == 200
-    assert onset_step(steps, [False, False, False, False, True], 2) == 500  # significant through the end
+    assert np.isnan(onset_step(steps, [False, False, False, False, True], 2))  # one significant last checkpoint
     assert np.isnan(onset_step(steps, [True, False, True, False, False], 2))
 
 
@@ -88,12 +88,12 @@ def test_onset_table_ratio_is_loss_onset_over_first_drift_onset() -> None:
             )
     gaps = pd.DataFrame(rows)
     loss = pd.DataFrame({"n_train": 10, "seed": 0, "step": steps, "gap_p": [0.5, 0.5, 0.001, 0.001]})
-    mem = pd.DataFrame({"n_train": 10, "seed": 0, "step": steps, "memorised_fraction": [0, 0, 0, 0.5]})
+    mem = pd.DataFrame({"n_train": 10, "seed": 0, "step": steps, "memorised_fraction": [0, 0, 0.5, 0.5]})
     table = onset_table(gaps, loss, mem, alpha=0.01, onset_fraction=0.1, consecutive=2)
     row = table.iloc[0]
     assert row["first_block"] == "mid" and row["drift_onset"] == 100 and row["onset[down]"] == 300
     assert row["loss_onset"] == 300 and row["ratio_loss_drift"] == pytest.approx(3.0)
-    assert row["memorisation_onset"] == 400 and row["ratio_mem_drift"] == pytest.approx(4.0)
+    assert row["memorisation_onset"] == 300 and row["ratio_mem_drift"] == pytest.approx(3.0)
 
 
 def test_balanced_pick_balances_classes() -> None:

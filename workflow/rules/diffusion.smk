@@ -56,6 +56,7 @@ rule diffusion_report:
         bottleneck_blocks=table_outputs("diffusion_bottleneck_blocks"),
         memorised=table_outputs("diffusion_memorised"),
         blocks=table_outputs("diffusion_blocks"),
+        findings=figures("diffusion_findings.md"),
     benchmark:
         results("benchmarks", "diffusion_report.tsv")
     log:
