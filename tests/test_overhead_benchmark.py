@@ -16,7 +16,7 @@ import deepdrift
 from deepdrift import DeepDriftMonitor
 from experiments.calibration_check.bench_models import ModelRecipe, smooth_images
 from experiments.calibration_check.config import CalibrationCostConfig, OverheadConfig, ReferenceModel
-from experiments.calibration_check.overhead import PARTS, has_fast_preset, noop_hooks, tap_modules, time_cell
+from experiments.calibration_check.overhead import PARTS, noop_hooks, tap_modules, time_cell
 from experiments.calibration_check.run import OVERHEAD_OUTPUTS, overhead
 from experiments.config import ConfigError, from_mapping
 from experiments.models.zoo import build
@@ -92,14 +92,12 @@ def test_floor_hooks_exactly_the_monitors_taps_and_removes_them(resnet_monitor):
 
 def test_a_cell_interleaves_every_arm_and_stops_early_at_its_time_cap(resnet_monitor):
     model, monitor = resnet_monitor
-    fast = None
-    if has_fast_preset():  # the fast arm is timed where the library offers the preset
-        calibration = smooth_images(64, 3, 32, seed=0).split(32)
-        fast = DeepDriftMonitor(model, **deepdrift.preset("fast")).calibrate(calibration, progress=False)
+    calibration = smooth_images(64, 3, 32, seed=0).split(32)
+    fast = DeepDriftMonitor(model, **deepdrift.preset("fast")).calibrate(calibration, progress=False)
     cfg = OverheadConfig((), (), CalibrationCostConfig(()), repetitions=50, min_repetitions=4, max_seconds_per_cell=0.0)
     cell = time_cell(model, monitor, smooth_images(2, 3, 32, seed=5), cfg, fast)
     assert cell.repetitions == 4 and cell.taps == len(monitor.taps) == 5
-    assert set(cell.arms) == {"bare", "floor", "step"} | ({"fast"} if fast else set())
+    assert set(cell.arms) == {"bare", "floor", "step", "fast"}
     assert set(cell.parts) == set(PARTS) == {"taps_run", "statistics", "null_lookup", "fsm"}
     for values in (*cell.arms.values(), *cell.parts.values()):
         assert len(values) == 4 and np.all(values > 0)
@@ -156,7 +154,7 @@ def test_overhead_table_has_every_model_batch_size_and_sane_ratios(tables, test_
     assert list(table["batch_size"]) == [1, 4, 2]  # resnet18@32 at its own batch sizes
     assert list(table["resolution"]) == [32, 32, 32]
     assert (table["repetitions"] == settings.repetitions).all()
-    assert ("fast_ms" in table) == ("fast_bare" in table) == has_fast_preset()
+    assert "fast_ms" in table and "fast_bare" in table
     for column in ("bare_ms", "floor_ms", "step_ms", *RATIOS):
         assert np.isfinite(table[column]).all() and (table[column] > 0).all(), column
     assert (table["step_bare_q25"] <= table["step_bare_q75"]).all()

@@ -7,7 +7,7 @@ after a warm-up, so machine noise hits every arm alike:
 - ``floor``: the same forward with no-op forward hooks on exactly the monitor's taps, registered and removed per
   call as the monitor does: what any hook-based monitor pays before doing any work;
 - ``step``: ``monitor.step(x)`` of a default monitor;
-- ``fast``: ``monitor.step(x)`` of a monitor built with ``deepdrift.preset("fast")`` (where the library has it).
+- ``fast``: ``monitor.step(x)`` of a monitor built with ``deepdrift.preset("fast")``.
 
 A fifth, instrumented arm in the same loop splits the step into its parts (pooling hooks, statistics, null lookup,
 FSM) by calling the monitor's internals one by one; ``glue`` is what ``step`` spends beyond the floor and those
@@ -53,11 +53,6 @@ class CellTimes:
     @property
     def repetitions(self) -> int:
         return len(self.arms["bare"])
-
-
-def has_fast_preset() -> bool:
-    """Whether this deepdrift offers ``preset("fast")`` (the fast arm is timed only then)."""
-    return hasattr(deepdrift, "preset")
 
 
 def tap_modules(monitor: DeepDriftMonitor) -> list[nn.Module]:
@@ -200,9 +195,7 @@ def measure_model(recipe: ModelRecipe, cfg: OverheadConfig) -> tuple[list[dict],
     model = recipe.build().to(device)
     calibration = recipe.calibration_images(cfg.calibration_images).to(device)
     monitor = DeepDriftMonitor(model).calibrate(calibration.split(64), progress=False)
-    fast = None
-    if has_fast_preset():
-        fast = DeepDriftMonitor(model, **deepdrift.preset("fast")).calibrate(calibration.split(64), progress=False)
+    fast = DeepDriftMonitor(model, **deepdrift.preset("fast")).calibrate(calibration.split(64), progress=False)
     del calibration
     batch_sizes = recipe.batch_sizes or cfg.batch_sizes
     pool = recipe.timing_images(max(batch_sizes)).to(device)
