@@ -37,6 +37,7 @@ RULE_THREADS: dict[str, int | tuple[str, ...]] = {
     "diffusion_train": ("diffusion", "threads"),
     "diffusion_evaluate": ("diffusion", "threads"),
     "diffusion_report": 1,
+    "findings": 1,
 }
 """Intra-op threads of each rule: a number, or the config key path holding it (mirrors the rules' ``threads:``)."""
 
