@@ -9,6 +9,7 @@ import pytest
 from experiments.calibration_check import run as calibration
 from experiments.corruption import run as corruption
 from experiments.diffusion import run as diffusion
+from experiments.findings import run as findings
 from experiments.localisation import run as localisation
 from experiments.rule_io import RuleIOError, by_model, checked, output_paths
 from experiments.streams import run as streams
@@ -23,6 +24,7 @@ ENTRIES = {
     "diffusion_train": (diffusion.TRAIN_INPUTS, diffusion.TRAIN_OUTPUTS),
     "diffusion_evaluate": (diffusion.EVALUATE_INPUTS, diffusion.EVALUATE_OUTPUTS),
     "diffusion_report": (diffusion.REPORT_INPUTS, diffusion.REPORT_OUTPUTS),
+    "findings": (findings.INPUTS, findings.OUTPUTS),
     "fault_localisation": (localisation.INPUTS, localisation.OUTPUTS),
     "stream_detection": (streams.INPUTS, streams.OUTPUTS),
 }

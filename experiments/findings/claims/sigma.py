@@ -1,0 +1,167 @@
+"""Claim 1, calibrated sigma: is drift ~N(0, 1) on clean data at every layer and batch size?
+
+Judged on the clean tail: exceedance above 3 sigma per model and batch size against twice the normal tail (issue 12's
+acceptance bar), beside the README's own, weaker per-tap figures.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from scipy import stats
+
+from experiments.findings.finding import Finding, Table, combine
+from experiments.findings.intervals import proportion
+
+SIGMA_QUOTES = (
+    "sigma units that mean the same at every layer and every batch size",
+    "~N(0, 1) on clean data whether you score single images or batches of 128",
+    "every tap at B = 1/16/128 has mean within 0.25 of 0, sd 0.92-1.07 and at most 0.5% of clean batches above 3",
+)
+README_MEAN, README_SD, README_ABOVE_3 = 0.25, (0.92, 1.07), 0.005
+"""The README's own figures for every tap and batch size (the third quote)."""
+TAIL_THRESHOLDS = (2.0, 3.0, 3.5)
+"""Sigma levels whose clean exceedance is reported (issue 12), against the normal tail ``1 - Phi(t)``."""
+TAIL_FACTOR = 2.0
+"""Acceptance (issue 12): exceedance at 3 sigma within 2x nominal, by the upper end of the 95% interval."""
+
+
+def _nominal(threshold: float) -> float:
+    return float(stats.norm.sf(threshold))
+
+
+def calibrated_sigma(contract: pd.DataFrame, drift: pd.DataFrame | None = None) -> Finding:
+    """Clean exceedance above 3 sigma per model and batch size, pooled over taps, against 2x the normal tail.
+
+    Args:
+        contract: ``calibration_contract.csv`` (model, tap, batch_size, mean, sd, above_3, batches).
+        drift: the raw clean drift (``results/<set>/calibration/contract_drift.csv``: model, tap, batch_size,
+            drift, condition); exact counts and the 2 / 3.5 sigma levels come from it. Without it, counts are
+            rebuilt from the table's rounded shares.
+    """
+    limit = TAIL_FACTOR * _nominal(3.0)
+    rows, passed, exceeded = _cell_rows(contract, _tail_counts(contract, drift), limit)
+    summary = f"3-sigma bar (<= {100 * limit:.2f}% by the upper bound) holds in {sum(passed)}/{len(passed)} cells"
+    return Finding(
+        key="calibrated_sigma",
+        claim="Drift is ~N(0, 1) on clean data at every layer and batch size",
+        quotes=SIGMA_QUOTES,
+        verdict=combine(passed),
+        why=_sigma_why(contract, rows, passed, exceeded, limit),
+        summary=summary,
+        tables=(
+            Table(
+                "Clean held-out batches above each sigma level (95% Clopper-Pearson), pooled over taps.",
+                _sigma_table(rows),
+            ),
+        ),
+        notes=_sigma_notes(drift),
+    )
+
+
+def _tail_counts(contract: pd.DataFrame, drift: pd.DataFrame | None) -> pd.DataFrame:
+    """Taps, tap-batches and batches above each sigma level per model and batch size: exact from the raw drift,
+    else rebuilt from the table's rounded shares (3 sigma only)."""
+    if drift is not None:
+        clean = drift[drift["condition"] == "clean"] if "condition" in drift else drift
+        return clean.groupby(["model", "batch_size"]).agg(
+            taps=("tap", "nunique"),
+            n=("drift", "size"),
+            **{f"k{t:g}": ("drift", lambda d, t=t: int((d > t).sum())) for t in TAIL_THRESHOLDS},
+        )
+    rebuilt = contract.assign(k3=(contract["above_3"] * contract["batches"]).round().astype(int))
+    return rebuilt.groupby(["model", "batch_size"]).agg(taps=("tap", "nunique"), n=("batches", "sum"), k3=("k3", "sum"))
+
+
+def _cell_rows(
+    contract: pd.DataFrame, counts: pd.DataFrame, limit: float
+) -> tuple[list[dict[str, object]], list[bool], int]:
+    """One table row per model and batch size, whether the 3-sigma bar holds in each, and how many exceed it."""
+    spread = contract.groupby(["model", "batch_size"]).agg(
+        mean_lo=("mean", "min"), mean_hi=("mean", "max"), sd_lo=("sd", "min"), sd_hi=("sd", "max")
+    )
+    rows, passed, exceeded = [], [], 0
+    for (model, batch_size), c in counts.iterrows():
+        above = proportion(int(c["k3"]), int(c["n"]), "clopper_pearson", percent=True)
+        status = "holds" if above.high <= limit else ("exceeds 2x" if above.low > limit else "unresolved")
+        passed.append(status == "holds")
+        exceeded += status == "exceeds 2x"
+        row: dict[str, object] = {
+            "model": model,
+            "batch size": int(batch_size),
+            "taps": int(c["taps"]),
+            "tap-batches": int(c["n"]),
+        }
+        if (model, batch_size) in spread.index:
+            s = spread.loc[(model, batch_size)]
+            row["mean (taps)"] = f"{s['mean_lo']:.3f} .. {s['mean_hi']:.3f}"
+            row["sd (taps)"] = f"{s['sd_lo']:.3f} .. {s['sd_hi']:.3f}"
+        for t in TAIL_THRESHOLDS:
+            if f"k{t:g}" in c and t != 3.0:
+                row[f"above {t:g}"] = proportion(int(c[f"k{t:g}"]), int(c["n"]), "clopper_pearson", percent=True)
+        row["above 3"] = above
+        row["upper / nominal"] = f"{above.high / _nominal(3.0):.2f}x"
+        row["status"] = status
+        rows.append(row)
+    return rows, passed, exceeded
+
+
+def _sigma_table(rows: list[dict[str, object]]) -> pd.DataFrame:
+    table = pd.DataFrame(rows)
+    order = ["model", "batch size", "taps", "tap-batches", "mean (taps)", "sd (taps)"]
+    order += [f"above {t:g}" for t in TAIL_THRESHOLDS] + ["upper / nominal", "status"]
+    return table[[c for c in order if c in table.columns]]
+
+
+def _sigma_why(
+    contract: pd.DataFrame, rows: list[dict[str, object]], passed: list[bool], exceeded: int, limit: float
+) -> str:
+    held = [f"{r['model']} B={r['batch size']}" for r, ok in zip(rows, passed, strict=True) if ok]
+    unresolved = len(passed) - sum(passed) - exceeded
+    return (
+        f"The acceptance bar (issue 12) is exceedance above 3 sigma within {TAIL_FACTOR:g}x the normal tail "
+        f"({100 * _nominal(3.0):.3f}%, so at most {100 * limit:.2f}%) by the upper end of a 95% Clopper-Pearson "
+        f"interval, in every model and batch size. It holds in {sum(passed)} of {len(passed)} cells"
+        + (f" ({', '.join(held)})" if held else "")
+        + f"; the whole interval lies above the bar in {exceeded}"
+        + (
+            f", and spans it in {unresolved}: too few clean batches to tell a 0.135% tail from one twice as heavy. "
+            if unresolved
+            else ". "
+        )
+        + _readme_sigma_figures(contract)
+    )
+
+
+def _sigma_notes(drift: pd.DataFrame | None) -> tuple[str, ...]:
+    notes = [
+        "Tap-batches pool every tap of a model: taps scored on the same batch are correlated, so the pooled "
+        "interval is somewhat too narrow.",
+        "One trained model and one calibration split per architecture: the intervals cover batch sampling only.",
+    ]
+    if drift is None:
+        notes.append(
+            "Counts are rebuilt from shares rounded to 3 decimals (up to +-1 batch per tap at 2000 batches); "
+            "the 2 and 3.5 sigma levels need the raw drift."
+        )
+    return tuple(notes)
+
+
+def _readme_sigma_figures(contract: pd.DataFrame) -> str:
+    """Whether the table reproduces the README's own per-tap figures, and which one fails if not."""
+    worst_mean = float(contract["mean"].abs().max())
+    sd_lo, sd_hi = float(contract["sd"].min()), float(contract["sd"].max())
+    worst_above = float(contract["above_3"].max())
+    failing = []
+    if worst_mean > README_MEAN:
+        failing.append(f"|mean| reaches {worst_mean:.3f}")
+    if sd_lo < README_SD[0] or sd_hi > README_SD[1]:
+        failing.append(f"sd spans {sd_lo:.3f}-{sd_hi:.3f}")
+    if worst_above > README_ABOVE_3:
+        failing.append(f"a tap has {100 * worst_above:.1f}% above 3")
+    figures = "The README's own figures (|mean| <= 0.25, sd 0.92-1.07, at most 0.5% above 3 at every tap) "
+    if failing:
+        return figures + f"are not reproduced: {'; '.join(failing)}."
+    return figures + (
+        f"are reproduced by the table; they are weaker than the bar, since {100 * README_ABOVE_3:g}% is "
+        f"{README_ABOVE_3 / _nominal(3.0):.1f}x nominal."
+    )
