@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -73,8 +74,10 @@ def write_report(
 def _write_findings(
     evaluation: EvalSpec, frames: Mapping[str, pd.DataFrame], gaps: pd.DataFrame, onsets: pd.DataFrame, path: Path
 ) -> None:
-    steps = frames["memorisation"]["step"]
-    first_checkpoint = int(steps[steps > 0].min())
+    steps = np.unique(frames["memorisation"]["step"])
+    trained = steps[steps > 0]
+    first_checkpoint = int(trained.min())
+    spacing = int(np.diff(trained).min()) if trained.size > 1 else first_checkpoint
     findings = [
         bottleneck_finding(gaps, onsets),
         earlier_finding(onsets, first_checkpoint),
@@ -84,7 +87,7 @@ def _write_findings(
     settings = (
         f"N in {sorted(int(n) for n in runs['n_train'].unique())}, seeds per N "
         f"{sorted({int(c) for c in runs.groupby('n_train')['seed'].nunique()})}, checkpoints every "
-        f"{int(steps[steps > 0].diff().dropna().min()) if (steps > 0).sum() > 1 else first_checkpoint} steps from "
+        f"{spacing} steps from "
         f"step {first_checkpoint}, timesteps {sorted(int(t) for t in gaps['t'].unique())}, alpha {evaluation.alpha:g} "
         f"(Bonferroni over blocks), an onset needs {evaluation.consecutive} consecutive significant checkpoints."
     )

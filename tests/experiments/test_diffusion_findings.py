@@ -67,9 +67,11 @@ def test_earlier_ratio_at_the_first_checkpoint_is_only_a_bound():
     finding = earlier_finding(_onsets(firsts, drift=500.0, loss=1500.0), first_checkpoint=500)
     row = finding.table.iloc[0]
     assert row["ratio_median"] == 3.0 and row["drift_onset_at_first_checkpoint"] == 3
-    assert finding.verdict == "partly" and "checkpoint spacing" in finding.why
+    assert finding.verdict == "not supported" and "checkpoint spacing" in finding.why
     late = earlier_finding(_onsets(firsts, drift=1000.0, loss=1500.0), first_checkpoint=500)
     assert late.verdict == "not supported"
+    resolved = earlier_finding(_onsets(firsts, drift=1000.0, loss=3500.0), first_checkpoint=500)
+    assert resolved.verdict == "supported" and resolved.table.iloc[0]["ratio_median"] == 3.5
     none = earlier_finding(_onsets({(10, 0, 50): None}), first_checkpoint=500)
     assert none.verdict == "inconclusive" and none.table.iloc[0]["no_drift_onset"] == 1
 
