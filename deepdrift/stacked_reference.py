@@ -113,7 +113,8 @@ class StackedReference:
         axes = mean_shift.copy()
         for layer, (start, width, p) in enumerate(zip(self.starts, self.widths, self.principal, strict=True)):
             if p is not None:
-                projected = shift[..., start : start + width] @ p
+                with np.errstate(invalid="ignore", over="ignore"):  # a non-finite layer stays non-finite
+                    projected = shift[..., start : start + width] @ p
                 axes[..., layer] = np.square(projected).sum(axis=-1) * (batch_size / p.shape[1])
         return np.stack([mean_shift, peak, axes], axis=-1)
 

@@ -29,8 +29,15 @@ DEEPDRIFT = "DeepDrift (model-level ALERT)"
 
 
 def observer_config(theta_high: float) -> ObserverConfig:
-    """Default FSM with another ALERT threshold (theta_low stays 1.5, or half a sigma below a lower theta_high)."""
-    return ObserverConfig(theta_high=theta_high, theta_low=min(1.5, theta_high - 0.5))
+    """Default FSM with another ALERT threshold (theta_low stays 1.5, or half a sigma below a lower theta_high; the
+    warning level at most the alert level)."""
+    # a warning is the early stage of an alert: below the default warning level, warn where the alert starts (with
+    # equal levels every warning vote is an alert vote too, so the alert comes first, as it did with the warning level
+    # above the alert level)
+    default = ObserverConfig()
+    return ObserverConfig(
+        theta_high=theta_high, theta_low=min(1.5, theta_high - 0.5), theta_warn=min(default.theta_warn, theta_high)
+    )
 
 
 def _row(

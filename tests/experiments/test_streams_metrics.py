@@ -107,3 +107,12 @@ def test_matched_budget_selects_per_method() -> None:
     assert table["setting"].tolist() == [3.0]
     assert table["delay_median"].tolist() == [2.0]
     assert matched(runs, curve, budget=0.0)["setting"].tolist() == [5.0]
+
+
+def test_alert_thresholds_below_the_warning_level_are_valid_configs():
+    from experiments.streams.evaluate import observer_config
+
+    for theta in (1.75, 2.0, 6.0):
+        config = observer_config(theta)
+        assert config.theta_high == theta and config.theta_warn <= theta and config.theta_low < theta
+    assert observer_config(6.0).theta_warn == 2.0  # the default warning level where it fits
