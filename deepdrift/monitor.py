@@ -137,7 +137,7 @@ class DeepDriftMonitor:
         self._checks = UsageChecks()
         self._running: dict[Hashable, CalibrationAccumulator] = {}  # kept only for contexts calibrated with update=True
         self._closed = False
-        self._module_list = tuple(model.modules())  # refreshed by calibrate(); see modes.evaluation_mode
+        self._module_list = tuple(model.modules())  # refreshed by calibrate/load; see modes.evaluation_mode
         self._reset_observers()
 
     # ----------------------------------------------------------------- structure
@@ -311,6 +311,7 @@ class DeepDriftMonitor:
                     stacklevel=2,
                 )
         with self._lock:
+            self._module_list = tuple(self.model.modules())
             self._taps.set_order(calibration.names)
             self._scorer_for(context, create=True).set_calibration(calibration)
             self._reset_observers()
