@@ -79,15 +79,13 @@ class StackedReference:
 
     def batch_statistics(self, features: Mapping[str, torch.Tensor] | Sequence[torch.Tensor]) -> torch.Tensor:
         """``(L, 3)`` float64 statistics of one batch (on the features' device) from its per-layer features."""
-        parts = list(features.values()) if isinstance(features, Mapping) else list(features)
-        x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        x = _side_by_side(features)
         batch_mean = x.mean(dim=0, dtype=torch.float64)
         return self.statistics(self.shift(batch_mean), x.shape[0])
 
     def sample_statistics(self, features: Mapping[str, torch.Tensor] | Sequence[torch.Tensor]) -> torch.Tensor:
         """``(samples, L, 3)`` statistics of every sample scored alone (a batch of one)."""
-        parts = list(features.values()) if isinstance(features, Mapping) else list(features)
-        x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        x = _side_by_side(features)
         return self.statistics(self.shift(x.to(torch.float64)), 1)
 
     def shift(self, means: torch.Tensor) -> np.ndarray | torch.Tensor:
@@ -135,3 +133,9 @@ class StackedReference:
                 projected = shift[..., start : start + width] @ p
                 columns.append(projected.square().sum(dim=-1) * (batch_size / p.shape[1]))
         return torch.stack([mean_shift, peak, torch.stack(columns, dim=-1)], dim=-1)
+
+
+def _side_by_side(features: Mapping[str, torch.Tensor] | Sequence[torch.Tensor]) -> torch.Tensor:
+    """The layers' ``(batch, features)`` matrices concatenated along the feature axis (one layer: itself)."""
+    parts = list(features.values()) if isinstance(features, Mapping) else list(features)
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
