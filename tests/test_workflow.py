@@ -73,7 +73,7 @@ def test_rule_benchmarks_record_time_and_memory(workflow_run):
 
 
 def test_config_sets_validate_against_their_schemas():
-    for config_set in ("test", "default", "paper"):
+    for config_set in ("test", "default", "full", "paper"):
         cmd = [
             str(SNAKEMAKE),
             "-s",
@@ -163,7 +163,7 @@ def _threads_by_rule(config_set: str) -> dict[str, int]:
     return declared
 
 
-@pytest.mark.parametrize("config_set", ["test", "default", "paper"])
+@pytest.mark.parametrize("config_set", ["test", "default", "full", "paper"])
 def test_every_rule_computes_on_the_threads_it_declares(config_set):
     sys.path.insert(0, str(REPO / "workflow" / "scripts"))
     try:

@@ -34,7 +34,7 @@ from experiments.workflow_config import CONFIG_ROOT, WorkflowConfig, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "workflow" / "schemas"
-CONFIG_SETS = ("test", "default", "paper")
+CONFIG_SETS = ("test", "default", "full", "paper")
 
 
 def _schema_files() -> dict[str, dict]:
