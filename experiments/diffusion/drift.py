@@ -7,6 +7,11 @@ so the only difference between them is whether the model saw the images. Drift i
 (sigma units against each block's own clean-data null), which already standardises for a block's width and the
 correlation of its features; the held-out sets add the second null this study needs: how far a set of unseen images
 of this size drifts by chance.
+
+The same forward pass that scores a set also yields, on equal footing with the drift (same t, same paired noise,
+same sets), three other measurements per set and block (:mod:`experiments.diffusion.probe`): the set's denoising
+loss (the loss gap at the drift's own t), the stable rank of its channel-mean features (a representation diagnostic
+from the memorisation literature) and a mean-shift statistic on an equal-width channel subset (a width control).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
 from deepdrift import CalibrationConfig, DeepDriftMonitor, LayerTaps
+from experiments.diffusion.probe import FeatureProbe
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +82,14 @@ def score_sets(
     t: int,
     noise_seed: int,
     draws: int,
+    probe: FeatureProbe | None = None,
 ) -> pd.DataFrame:
-    """Drift per block for each named set (one batch = the whole set) and noise draw, in long format."""
+    """Drift per block for each named set (one batch = the whole set) and noise draw, in long format.
+
+    With a ``probe`` the same forward pass also gives each set's denoising loss (``loss``, equal for every block
+    of a set), the stable rank of its channel-mean features (``stable_rank``) and the equal-width mean shift
+    (``mean_shift_k``).
+    """
     sizes = {len(x) for x in sets.values()}
     if len(sizes) != 1:
         raise ValueError(f"scored sets must have one size (the null needs it), got {sorted(sizes)}")
@@ -86,9 +98,23 @@ def score_sets(
         noise = fixed_noise(tuple(next(iter(sets.values())).shape), noise_seed, t, draw)
         for name, x in sets.items():
             batch = noised_batches(x, scheduler, t, noise, chunk=len(x))[0]
-            for tap, score in zip(monitor.taps, monitor.score(batch).values(), strict=True):
-                rows.append((name, tap.name, tap.index, draw, score.drift, score.statistic))
-    return pd.DataFrame(rows, columns=["set", "block", "block_index", "draw", "drift", "statistic"])
+            if probe is None:
+                scores, extra = monitor.score(batch), {}
+            else:
+                with probe.taps.capture(batch_size=len(x)) as captured:
+                    scores = monitor.score(batch)
+                extra = probe.measure(captured.features, monitor.last_output, noise)
+            for tap, score in zip(monitor.taps, scores.values(), strict=True):
+                probed = extra.get(tap.name, {})
+                rows.append((name, tap.name, tap.index, draw, score.drift, score.statistic, *_probe_values(probed)))
+    return pd.DataFrame(rows, columns=["set", "block", "block_index", "draw", "drift", "statistic", *PROBE_COLUMNS])
+
+
+PROBE_COLUMNS = ("loss", "stable_rank", "mean_shift_k")
+
+
+def _probe_values(probed: Mapping[str, float]) -> tuple[float, ...]:
+    return tuple(float(probed.get(c, float("nan"))) for c in PROBE_COLUMNS)
 
 
 def drift_vs_null(
@@ -101,11 +127,21 @@ def drift_vs_null(
     noise_seed: int,
     draws: int,
     layers: Sequence[str] | None = None,
+    probe: bool = True,
 ) -> pd.DataFrame:
-    """Calibrate at ``t`` and score the training set (``'train'``) and each null set (``'null<j>'``) per block."""
+    """Calibrate at ``t`` and score the training set (``'train'``) and each null set (``'null<j>'``) per block.
+
+    ``probe`` adds the loss, stable-rank and equal-width columns (one extra forward pass over ``calib``).
+    """
     monitor = calibrated_unet_monitor(model, scheduler, calib, t, noise_seed, layers=layers)
     sets = {"train": scored} | {f"null{j}": x for j, x in enumerate(null_sets)}
-    return score_sets(monitor, scheduler, sets, t, noise_seed, draws).assign(t=t)
+    feature_probe = None
+    if probe:
+        calib_noise = fixed_noise(tuple(calib.shape), noise_seed + 1, t, 0)
+        feature_probe = FeatureProbe.fit(
+            model, monitor.layer_names, noised_batches(calib, scheduler, t, calib_noise), unet_forward, noise_seed
+        )
+    return score_sets(monitor, scheduler, sets, t, noise_seed, draws, feature_probe).assign(t=t)
 
 
 @torch.no_grad()
