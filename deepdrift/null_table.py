@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from .null_model import CombinedNull, PearsonParameters, _sigma
+from .null_model import CombinedNull, PearsonParameters, _sigma, bonferroni_tail
 
 
 def _lexicographic(rows: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -109,7 +109,7 @@ class NullTable:
         safe = np.where(finite, min_log_p, 0.0)
         ranks = _ranks(self.min_p_keys, self.min_p_offsets, safe, "right")
         body = np.log((ranks + 0.5) / (self.min_p_counts + 1))
-        tail = self.min_p_log_p_junction + (safe - self.min_p_junction)
+        tail = bonferroni_tail(safe, self.min_p_log_p_junction, self.junction.shape[-1])
         return np.where(finite, np.where(safe < self.min_p_junction, tail, body), np.nan)
 
     def sigma_and_pvalue(self, statistics: np.ndarray, statistic: int | None = None) -> tuple[np.ndarray, np.ndarray]:
