@@ -37,6 +37,16 @@ class FaultStudyConfig:
         corruption_images: images per corruption (at most ``n_eval``).
         min_accuracy_change: faults that cost at least this many accuracy points form the "harmful" subset.
         seed: seeds the image order and the corruptions.
+        heldout_seed: salts the held-out fault set's random draws (masks, noise, channels, weights, bits) and
+            its choice of sites; the development set (no salt) stays exactly as it was.
+        heldout_offset: the held-out set's images are ``[offset, offset + n_eval)`` of the shuffled pool, after
+            the development set's ``[0, n_eval)``.
+        control_batches: clean batches per batch size on the unfaulted model (the false-diagnosis rate); the
+            largest batch size needs ``control_batches * batch size`` pool images.
+        peers: per-layer detectors whose first significant tap (Holm, the doctor's alpha) is scored beside the
+            doctor: names of :data:`experiments.localisation.peers.PEER_LOCALISERS`.
+        peer_reference_size: MMD's reference sample per tap (drawn from the detector's half of the calibration).
+        peer_null_draws: clean null batches per tap and batch size >= 2 for the peers' p-values.
     """
 
     models: tuple[str, ...]
@@ -52,8 +62,21 @@ class FaultStudyConfig:
     corruption_images: int = 256
     min_accuracy_change: float = 2.0
     seed: int = 0
+    heldout_seed: int = 1
+    heldout_offset: int = 256
+    control_batches: int = 500
+    peers: tuple[str, ...] = ("mahalanobis", "mmd")
+    peer_reference_size: int = 250
+    peer_null_draws: int = 1000
 
     def __post_init__(self) -> None:
+        if self.heldout_offset < self.n_eval:
+            raise ValueError(
+                f"heldout_offset {self.heldout_offset} overlaps the development images [0, {self.n_eval}); "
+                f"use at least n_eval"
+            )
+        if self.heldout_seed < 1:
+            raise ValueError("heldout_seed must be >= 1 (0 would be the development set's unsalted draws)")
         if len(self.n_batches) != len(self.batch_sizes):
             raise ValueError(
                 f"n_batches {list(self.n_batches)} needs one entry per batch size {list(self.batch_sizes)}"

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from deepdrift import DoctorConfig, DriftScorer, FailureMode, Tap, diagnose_drift, log_level
 from experiments.features import FeatureSet, extract_features, torch_threads
 from experiments.localisation.faults import fault_seed, input_fault, internal_fault
+from experiments.localisation.peers import DOCTOR, FIRST_TAP, PeerLocaliser, consecutive_batches
 from experiments.localisation.sites import FaultSite, pre_onset_change
 
 logger = logging.getLogger(__name__)
@@ -36,14 +37,30 @@ EXPECTED_BY_ZONE = {
 }
 
 
+DEVELOPMENT, HELDOUT, CONTROL = "development", "held-out", "control"
+"""Fault sets: the development set the design was tuned on, the held-out set drawn after it was frozen, and the
+clean control batches."""
+
+
 @dataclass(frozen=True)
 class Fault:
-    """One injected fault. ``site`` is None for input faults (onset: the first tap)."""
+    """One injected fault. ``site`` is None for input faults (onset: the first tap).
+
+    ``salt`` 0 (the development set) seeds the fault's random draws from its id alone, exactly as before the
+    held-out set existed; a held-out fault salts them, so the same family and strength draw new masks, noise,
+    channels, weights and bits.
+    """
 
     kind: str  # "input", "internal" or "none" (the clean model, for the false-diagnosis rate)
     family: str
     strength: float
     site: FaultSite | None = None
+    fault_set: str = DEVELOPMENT
+    salt: int = 0
+
+    @property
+    def seed(self) -> int:
+        return fault_seed(self.fault_id) if self.salt == 0 else fault_seed(self.fault_set, self.salt, self.fault_id)
 
     @property
     def module(self) -> str:
@@ -80,7 +97,7 @@ def faulted_features(
 ) -> FeatureSet:
     """Features and logits of the faulted model (the clean model itself is never modified)."""
     names = [t.name for t in taps]
-    seed = fault_seed(fault.fault_id)
+    seed = fault.seed
     if fault.kind == "input":
         images = input_fault(fault.family, fault.strength, mean, std, seed)(images)
     elif fault.kind == "internal":
@@ -136,15 +153,21 @@ def evaluate_faults(
     mean: float,
     std: float,
     probe: torch.Tensor,
+    peers: Sequence[PeerLocaliser] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
-    """Run every fault; return per-batch verdicts, per-fault facts, and each faulted model's predictions."""
+    """Run every fault; return per-batch verdicts, per-fault facts, and each faulted model's predictions.
+
+    Every batch gets the doctor's verdict (``localiser`` "doctor"), the always-first-tap localiser's, and each
+    peer's where the peer is defined at the batch size.
+    """
     clean = extract_features(model, images, [t.name for t in taps])
     clean_pred = clean.logits.argmax(dim=1)
     clean_acc = float((clean_pred == labels).float().mean())
     batch_rows, fault_rows, predictions = [], [], []
     with log_level("ERROR"):  # bit flips: one NaN warning per tap and batch, by design
         for fault in tqdm(faults, desc=f"faults {model_key}", disable=None, leave=False):
-            feats = faulted_features(model, fault, images, taps, mean, std, probe)
+            # the unfaulted model: the same features, without a second forward pass
+            feats = clean if fault.kind == "none" else faulted_features(model, fault, images, taps, mean, std, probe)
             pred = feats.logits.argmax(dim=1)
             predictions.append(pred.numpy().astype(np.int16))
             onset = fault.onset
@@ -152,6 +175,7 @@ def evaluate_faults(
             fault_rows.append(
                 {
                     "model": model_key,
+                    "fault_set": fault.fault_set,
                     "fault_id": fault.fault_id,
                     "kind": fault.kind,
                     "family": fault.family,
@@ -166,20 +190,43 @@ def evaluate_faults(
                     "pre_onset_max_change": pre_onset_change(clean, feats, onset) if onset else 0.0,
                 }
             )
+            key = {"model": model_key, "fault_set": fault.fault_set, "fault_id": fault.fault_id}
             with torch_threads(1):
                 for batch_size, n in zip(batch_sizes, n_batches, strict=True):
                     for row in diagnose_batches(scorer, taps, feats, batch_size, n):
-                        batch_rows.append({"model": model_key, "fault_id": fault.fault_id, **row})
+                        batch_rows.append({**key, "localiser": DOCTOR, **row})
+                    batch_rows += _other_localisers(key, peers, feats, batch_size, n)
     faults_df = pd.DataFrame(fault_rows)
     faults_df["accuracy_drop"] = 100.0 * (faults_df["clean_accuracy"] - faults_df["accuracy"])
     return pd.DataFrame(batch_rows), faults_df, np.stack(predictions)
 
 
+def _other_localisers(
+    key: dict[str, str], peers: Sequence[PeerLocaliser], feats: FeatureSet, batch_size: int, n_batches: int
+) -> list[dict]:
+    """Verdict rows of always-first-tap and of every peer defined at ``batch_size`` (no mode: they name none)."""
+    batches = consecutive_batches(len(feats), batch_size, n_batches)
+    onsets = {FIRST_TAP: np.zeros(len(batches), dtype=int)}
+    onsets |= {p.name: p.onsets(feats, batches) for p in peers if p.defined(batch_size)}
+    return [
+        {**key, "localiser": name, "batch_size": batch_size, "batch": b, "mode": "", "onset_pred": int(onset)}
+        for name, found in onsets.items()
+        for b, onset in enumerate(found)
+    ]
+
+
 def score_batches(batches: pd.DataFrame, faults: pd.DataFrame) -> pd.DataFrame:
-    """Join verdicts with the truth: detected, exact / within-one onset, and mode correctness per batch."""
-    df = batches.merge(faults, on=["model", "fault_id"], how="left", validate="many_to_one")
-    df["detected"] = df["mode"] != FailureMode.STABLE.value
+    """Join verdicts with the truth: detected, exact / within-one onset, and mode correctness per batch.
+
+    A batch is "detected" when the localiser names an onset tap (the doctor: any mode but STABLE). Mode
+    correctness is NaN for localisers that name no mode.
+    """
+    keys = [k for k in ("model", "fault_set", "fault_id") if k in batches.columns and k in faults.columns]
+    df = batches.merge(faults, on=keys, how="left", validate="many_to_one")
+    if "localiser" not in df.columns:
+        df["localiser"] = DOCTOR
+    df["detected"] = df["onset_pred"] >= 0
     df["onset_exact"] = df["detected"] & (df["onset_pred"] == df["onset_true"])
     df["onset_within1"] = df["detected"] & ((df["onset_pred"] - df["onset_true"]).abs() <= 1)
-    df["mode_correct"] = df["mode"] == df["expected_mode"]
+    df["mode_correct"] = (df["mode"] == df["expected_mode"]).astype(float).where(df["localiser"] == DOCTOR)
     return df

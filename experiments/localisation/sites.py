@@ -74,6 +74,42 @@ def onset_of(module: str, taps: Sequence[str], order: Sequence[str]) -> int | No
     return None
 
 
+def segments_of(model: nn.Module, taps: Sequence[str], probe: torch.Tensor) -> dict[int, list[str]]:
+    """Onset tap index -> the weighted modules whose faults first show there, in execution order."""
+    order = completion_order(model, probe)
+    modules = dict(model.named_modules())
+    segments: dict[int, list[str]] = {}
+    for name in order:
+        if is_weighted(modules[name]):
+            onset = onset_of(name, taps, order)
+            if onset is not None:
+                segments.setdefault(onset, []).append(name)
+    return segments
+
+
+def heldout_sites(
+    model: nn.Module, taps: Sequence[str], probe: torch.Tensor, development: Sequence[FaultSite], seed: int
+) -> list[FaultSite]:
+    """One site in every segment (every onset tap with a weighted module), drawn at random among the modules the
+    development set did not use; a segment whose only modules the development set used keeps one of them (its
+    faults still differ: new random draws and new images).
+
+    Args:
+        model: the clean network.
+        taps: tap names in depth order.
+        probe: a small input batch to record the execution order.
+        development: the development set's sites (excluded where the segment has other modules).
+        seed: seeds the draw.
+    """
+    used = {s.module for s in development}
+    rng = np.random.default_rng(seed)
+    sites = []
+    for onset, candidates in sorted(segments_of(model, taps, probe).items()):
+        fresh = [m for m in candidates if m not in used] or candidates
+        sites.append(FaultSite(module=fresh[int(rng.integers(len(fresh)))], onset=onset))
+    return sites
+
+
 def find_sites(
     model: nn.Module, taps: Sequence[str], probe: torch.Tensor, n_depths: int, per_segment: str = "first"
 ) -> list[FaultSite]:
@@ -87,14 +123,7 @@ def find_sites(
         per_segment: ``"first"`` (the first weighted module feeding a tap), ``"first_last"`` (also the last one)
             or ``"all"``.
     """
-    order = completion_order(model, probe)
-    modules = dict(model.named_modules())
-    segments: dict[int, list[str]] = {}
-    for name in order:
-        if is_weighted(modules[name]):
-            onset = onset_of(name, taps, order)
-            if onset is not None:
-                segments.setdefault(onset, []).append(name)
+    segments = segments_of(model, taps, probe)
     wanted = sorted({round(x) for x in np.linspace(0, len(taps) - 1, min(n_depths, len(taps)))})
     sites = []
     for onset in wanted:

@@ -1,4 +1,5 @@
 # Fault-localisation benchmark: faults injected at known modules; does the doctor find where and how it broke?
+# A development and a held-out fault set, clean control batches, and trivial / per-layer peer localisers beside it.
 
 _FAULTS = config["faults"]
 
@@ -15,6 +16,7 @@ rule fault_localisation:
         corruption_modes=table_outputs("faults_corruption_modes"),
         onset_confusion=figure_outputs("faults_onset_confusion"),
         detection=figure_outputs("faults_detection"),
+        localisers=figure_outputs("faults_localisers"),
     params:
         cache_dir=results("cache", "corruptions"),
     benchmark:
