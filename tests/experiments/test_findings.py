@@ -257,6 +257,45 @@ def test_fault_localisation_resamples_faults_from_the_raw_verdicts() -> None:
     assert "bootstrap over faults" in finding.tables[0].caption
 
 
+def _held_out_accuracy(onset_held: float, control_false: float = 0.0) -> pd.DataFrame:
+    """The development table plus a held-out set, always-first-tap, a peer undefined at B=1, and 500 control
+    batches per batch size."""
+    dev = _accuracy("cnn", 0.97).assign(fault_set="development", localiser="doctor")
+    held = _accuracy("cnn", onset_held).assign(fault_set="held-out", localiser="doctor")
+    held = held[held["subset"] != "clean model (no fault)"]
+    faulty = pd.concat([dev, held]).query("subset != 'clean model (no fault)'")
+    first = faulty.assign(localiser="first_tap", onset_exact=0.3)
+    mmd = faulty.query("batch_size == 16").assign(localiser="mmd")
+    control = [
+        {"fault_set": "control", "localiser": loc, "model": "cnn", "batch_size": b, "subset": "clean control",
+         "faults": 1, "batches": 500, "detected": rate, "onset_exact": 0.0}
+        for b in (1, 16) for loc, rate in (("doctor", control_false), ("first_tap", 1.0))
+    ]  # fmt: skip
+    return pd.concat([dev, held, first, mmd, pd.DataFrame(control)], ignore_index=True)
+
+
+def test_fault_localisation_is_judged_on_the_held_out_set_beside_the_other_localisers() -> None:
+    finding = fault_localisation(_held_out_accuracy(0.97))
+    doctor, localisers, control = (t.frame for t in finding.tables)
+    held = doctor[(doctor["fault set"] == "held-out") & (doctor["batch size"] == 16)]
+    assert (held["check"] == "README figure within interval").any()
+    assert set(doctor["fault set"]) == {"development", "held-out"}
+    b1 = localisers[(localisers["batch size"] == 1) & (localisers["fault set"] == "held-out")].iloc[0]
+    assert b1["MMD per tap (Holm)"] == "undefined" and b1["always first tap"].value == pytest.approx(0.3)
+    assert set(control["clean batches"]) == {500}
+    assert "held-out" in finding.summary and "development" in finding.summary
+    assert finding.verdict is Verdict.SUPPORTED and "batch 1 is reported, not claimed" in finding.why
+    narrow = _held_out_accuracy(0.97)
+    unfiltered = (narrow["fault_set"] == "held-out") & (narrow["subset"] == "all faults") & (narrow["batch_size"] == 16)
+    narrow.loc[unfiltered & (narrow["localiser"] == "doctor"), "onset_exact"] = 0.7
+    only = fault_localisation(narrow)
+    assert only.verdict is Verdict.PARTLY and "cost >= 2 points at batch 16 only" in only.why
+    overstated = fault_localisation(_held_out_accuracy(0.70))  # held out, the README's 96% is out of reach
+    assert overstated.verdict is Verdict.PARTLY and "overstate it for cnn 96%" in overstated.why
+    above = fault_localisation(_held_out_accuracy(0.97, control_false=0.04))
+    assert "above 1% by its interval" in above.why
+
+
 # --- 3. mode diagnosis ---------------------------------------------------------------------------------------------
 
 
