@@ -12,20 +12,29 @@ from experiments.config import from_mapping
 
 @dataclass(frozen=True)
 class ContractConfig:
-    """How many held-out batches to score per batch size (more: tighter estimates of the 1% tail).
+    """How many clean batches to score, over how many calibration splits and sizes (more: tighter tails).
 
     Attributes:
         batch_sizes: batch sizes the contract is checked at.
-        n_batches: random held-out batches per batch size (same order as ``batch_sizes``).
+        n_batches: random held-out batches per batch size and split (same order as ``batch_sizes``).
+        splits: random calibration / held-out partitions of the test split, each with its own calibration.
+        calibration_sizes: calibration set sizes of the size sweep (empty: no sweep); the configured ``n_calib``
+            is the main grid's size.
+        size_batches: batches per batch size and split in the size sweep (same order as ``batch_sizes``).
+        qq_batches: batches per batch size of the first split kept raw for the QQ-plot.
         calibration_batch_size: batch size of the calibration pass (does not change results).
         noise_std: Gaussian pixel noise (normalised units) of the detection check.
         noise_batch_size: batch size of the detection check.
         noise_batches: noisy batches scored.
-        seed: seeds the batch draws and the noise.
+        seed: seeds the splits, the batch draws and the noise.
     """
 
     batch_sizes: tuple[int, ...] = (1, 16, 128)
-    n_batches: tuple[int, ...] = (2000, 1000, 400)
+    n_batches: tuple[int, ...] = (10000, 10000, 2000)
+    splits: int = 5
+    calibration_sizes: tuple[int, ...] = (250, 500, 1000, 2000, 4000)
+    size_batches: tuple[int, ...] = (2000, 2000, 1000)
+    qq_batches: int = 2000
     calibration_batch_size: int = 128
     noise_std: float = 0.5
     noise_batch_size: int = 16
@@ -37,6 +46,13 @@ class ContractConfig:
             raise ValueError(
                 f"n_batches {list(self.n_batches)} needs one entry per batch size {list(self.batch_sizes)}"
             )
+        if self.calibration_sizes and len(self.size_batches) != len(self.batch_sizes):
+            raise ValueError(
+                f"size_batches {list(self.size_batches)} needs one entry per batch size {list(self.batch_sizes)} "
+                "when calibration_sizes is set"
+            )
+        if self.splits < 1:
+            raise ValueError(f"splits must be at least 1, got {self.splits}")
 
 
 @dataclass(frozen=True)

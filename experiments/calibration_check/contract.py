@@ -1,9 +1,9 @@
 """Is drift really ~N(0, 1) on held-out clean data, at every tap and batch size? (DESIGN.md section 3)
 
-Calibrate a monitor on the calibration split, then score many random batches of the disjoint held-out split
-at each batch size. Acceptance: per tap and batch size, mean within +-0.5, sd within 0.6..1.6, and
-at most 1% of batches above 3.0; Gaussian pixel noise (std 0.5, normalised units) at batch 16 scores >= 5 at
-the first tap.
+The clean side is measured at scale by :mod:`experiments.calibration_check.null_grid` (many batches, several
+calibration splits); this module summarises its counts per tap, and checks the detection side through a real
+monitor: Gaussian pixel noise (std 0.5, normalised units) at batch 16 must score far above 3 at the first tap.
+Per-tap acceptance: mean within +-0.5, sd within 0.6..1.6, and at most 1% of batches above 3.0.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from tqdm.auto import tqdm
 
 from deepdrift import DeepDriftMonitor
 from experiments.calibration_check.config import ContractConfig
+from experiments.calibration_check.null_grid import TAIL_LEVELS, count_column
 
 logger = logging.getLogger(__name__)
 
@@ -28,19 +28,6 @@ def calibrated_monitor(model: nn.Module, calib: TensorDataset, batch_size: int =
     monitor = DeepDriftMonitor(model)
     monitor.calibrate(DataLoader(calib, batch_size=batch_size, shuffle=False))
     return monitor
-
-
-def clean_drift(monitor: DeepDriftMonitor, heldout: TensorDataset, cfg: ContractConfig, label: str) -> pd.DataFrame:
-    """Drift of every tap for random held-out batches at each batch size (long format)."""
-    x_all = heldout.tensors[0]
-    rng = np.random.default_rng(cfg.seed)
-    rows = []
-    for batch_size, n_batches in zip(cfg.batch_sizes, cfg.n_batches, strict=True):
-        for b in tqdm(range(n_batches), desc=f"{label} B={batch_size}", disable=None, leave=False):
-            idx = torch.as_tensor(rng.choice(len(x_all), size=batch_size, replace=False))
-            for tap, score in zip(monitor.taps, monitor.score(x_all[idx]).values(), strict=True):
-                rows.append((label, tap.name, tap.depth, tap.zone, batch_size, b, score.drift, score.p_value))
-    return pd.DataFrame(rows, columns=["model", "tap", "depth", "zone", "batch_size", "batch", "drift", "p_value"])
 
 
 def noise_drift(monitor: DeepDriftMonitor, heldout: TensorDataset, cfg: ContractConfig, label: str) -> pd.DataFrame:
@@ -57,13 +44,30 @@ def noise_drift(monitor: DeepDriftMonitor, heldout: TensorDataset, cfg: Contract
     return pd.DataFrame(rows, columns=["model", "tap", "depth", "zone", "batch_size", "batch", "drift", "p_value"])
 
 
-def summarise(clean: pd.DataFrame) -> pd.DataFrame:
-    """Per model, tap and batch size: mean, sd, share above 3 sigma, and whether the contract holds."""
-    grouped = clean.groupby(["model", "tap", "depth", "batch_size"], sort=False)["drift"]
-    table = grouped.agg(mean="mean", sd="std", above_3=lambda d: float((d > 3.0).mean()), batches="size")
+def summarise_counts(counts: pd.DataFrame) -> pd.DataFrame:
+    """Per model, tap and batch size, pooled over splits: mean, sd, shares above 2 / 3 / 3.5 sigma, and whether the
+    per-tap contract holds (|mean| <= 0.5, 0.6 <= sd <= 1.6, at most 1% above 3)."""
+    keys = ["model", "tap", "depth", "batch_size"]
+    weighted = counts.assign(
+        total=counts["mean"] * counts["batches"],
+        squares=(counts["sd"] ** 2) * (counts["batches"] - 1) + counts["mean"] ** 2 * counts["batches"],
+    )
+    grouped = weighted.groupby(keys, sort=False)
+    sums = grouped[["batches", "total", "squares", *_COUNT_COLUMNS]].sum()
+    table = pd.DataFrame(index=sums.index)
+    table["splits"] = grouped.size()
+    table["batches"] = sums["batches"]
+    table["mean"] = sums["total"] / sums["batches"]
+    variance = (sums["squares"] - sums["batches"] * table["mean"] ** 2) / (sums["batches"] - 1)
+    table["sd"] = variance.clip(lower=0) ** 0.5
+    for column in _COUNT_COLUMNS:
+        table["share_" + column] = sums[column] / sums["batches"]
     table = table.reset_index().sort_values(["model", "depth", "batch_size"])
-    table["passes"] = (table["mean"].abs() <= 0.5) & table["sd"].between(0.6, 1.6) & (table["above_3"] <= 0.01)
+    table["passes"] = (table["mean"].abs() <= 0.5) & table["sd"].between(0.6, 1.6) & (table["share_above_3"] <= 0.01)
     return table.drop(columns="depth")
+
+
+_COUNT_COLUMNS = tuple(count_column(level) for level in TAIL_LEVELS)
 
 
 def summarise_noise(noise: pd.DataFrame) -> pd.DataFrame:
@@ -72,18 +76,17 @@ def summarise_noise(noise: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index().sort_values(["model", "depth"]).drop(columns="depth")
 
 
-def run_contract(
+def noise_check(
     models: dict[str, nn.Module],
     calib: dict[str, TensorDataset],
     heldout: dict[str, TensorDataset],
     cfg: ContractConfig | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Clean and noisy drift for several models (datasets per model: channel counts may differ)."""
+) -> pd.DataFrame:
+    """Drift under pixel noise for several models, each through a real monitor calibrated on its calibration set."""
     cfg = cfg or ContractConfig()
-    clean, noise = [], []
+    noise = []
     for label, model in models.items():
         monitor = calibrated_monitor(model, calib[label], cfg.calibration_batch_size)
-        clean.append(clean_drift(monitor, heldout[label], cfg, label))
         noise.append(noise_drift(monitor, heldout[label], cfg, label))
-        logger.info("%s: contract measured on %d taps", label, len(monitor.taps))
-    return pd.concat(clean, ignore_index=True), pd.concat(noise, ignore_index=True)
+        logger.info("%s: noise check on %d taps", label, len(monitor.taps))
+    return pd.concat(noise, ignore_index=True)

@@ -38,3 +38,52 @@ def qq_figure(clean: pd.DataFrame) -> plt.Figure:
         axes[0][0].set_ylabel(r"clean drift quantile ($\sigma$)")
         axes[0][-1].legend(frameon=False, fontsize=7, loc="upper left")
     return fig
+
+
+def tail_figure(tail: pd.DataFrame, sizes: pd.DataFrame) -> plt.Figure:
+    """Left: clean exceedance of 2 / 3 / 3.5 sigma as a multiple of the normal tail per model and batch size, with
+    95% intervals and the 2x acceptance line. Right: the 3-sigma multiple against calibration size."""
+    models = list(dict.fromkeys(tail["model"]))
+    palette = dict(zip(models, sns.color_palette("colorblind", len(models)), strict=True))
+    levels = [("2", "2"), ("3", "3"), ("3_5", "3.5")]
+    with paper_context():
+        fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.6), constrained_layout=True)
+        ax = axes[0]
+        cells = list(tail[["model", "batch_size"]].itertuples(index=False, name=None))
+        width = 0.8 / len(levels)
+        for i, (tag, label) in enumerate(levels):
+            x = np.arange(len(cells)) + (i - 1) * width
+            y = tail[f"ratio_{tag}"].to_numpy()
+            err = [y - tail[f"ratio_{tag}_lo"].to_numpy(), tail[f"ratio_{tag}_hi"].to_numpy() - y]
+            colours = [palette[m] for m, _ in cells]
+            ax.bar(x, y, width=width * 0.9, color=colours, alpha=(0.45, 0.85, 1.0)[i], edgecolor="none")
+            ax.errorbar(x, y, yerr=err, fmt="none", ecolor="black", elinewidth=0.6, capsize=1.5)
+            ax.text(x[0], 0.05, label, ha="center", va="bottom", fontsize=5.5, rotation=90)
+        ax.axhline(1.0, color="black", lw=0.6, ls="--")
+        ax.axhline(2.0, color="#c8423b", lw=0.8, ls=":")
+        ax.set_xticks(np.arange(len(cells)), [f"{m}\nB={b}" for m, b in cells], fontsize=6)
+        ax.set(ylabel="clean exceedance / normal tail", title=r"exceedance of 2, 3, 3.5 $\sigma$ (bars, left to right)")
+        sns.despine(ax=ax)
+        ax = axes[1]
+        if len(sizes):
+            for (model, batch_size), group in sizes.groupby(["model", "batch_size"], sort=False):
+                group = group.sort_values("n_calib")
+                ax.errorbar(
+                    group["n_calib"],
+                    group["ratio_3"],
+                    yerr=[group["ratio_3"] - group["ratio_3_lo"], group["ratio_3_hi"] - group["ratio_3"]],
+                    color=palette.get(model, "grey"),
+                    ls=("-", "--", ":", "-.")[sorted(sizes["batch_size"].unique()).index(batch_size) % 4],
+                    marker="o",
+                    ms=2.5,
+                    lw=1.0,
+                    capsize=1.5,
+                    label=f"{model} B={batch_size}",
+                )
+            ax.set_xscale("log")
+            ax.legend(frameon=False, fontsize=5.5, ncol=2)
+        ax.axhline(1.0, color="black", lw=0.6, ls="--")
+        ax.axhline(2.0, color="#c8423b", lw=0.8, ls=":")
+        ax.set(xlabel="calibration images", ylabel=r"exceedance of 3 $\sigma$ / normal tail", title="calibration size")
+        sns.despine(ax=ax)
+    return fig

@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 TABLE_FILES: Mapping[str, str] = {
     "contract": "calibration_contract.csv",
+    "contract_tail": "calibration_tail.csv",
+    "contract_sizes": "calibration_size.csv",
     "faults_accuracy": "faults_accuracy.csv",
     "faults_confusion": "faults_mode_confusion.csv",
     "faults_list": "faults_list.csv",
@@ -62,7 +64,7 @@ def judge(tables: Mapping[str, pd.DataFrame], raw: Raw = Raw(), budget: float | 
 
     t = tables
     return [
-        calibrated_sigma(t["contract"], raw.contract_drift),
+        calibrated_sigma(t["contract"], raw.contract_drift, t.get("contract_tail"), t.get("contract_sizes")),
         fault_localisation(t["faults_accuracy"], t["faults_list"], raw.fault_verdicts),
         mode_diagnosis(t["faults_accuracy"], t["faults_confusion"], t["faults_list"]),
         beats_peers(

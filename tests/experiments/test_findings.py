@@ -132,6 +132,33 @@ def test_calibrated_sigma_needs_the_upper_bound_within_twice_nominal_everywhere(
     assert list(unresolved.tables[0].frame["status"]) == ["unresolved"]
 
 
+def _tail(ratios: dict[int, tuple[float, float, float]], splits: int = 5) -> pd.DataFrame:
+    """A calibration_tail table: per batch size the (value, low, high) multiple of nominal at every level."""
+    rows = []
+    for b, (v, lo, hi) in ratios.items():
+        row = {"model": "cnn", "batch_size": b, "splits": splits, "batches": 10000, "taps": 3}
+        for tag in ("2", "3", "3_5"):
+            row |= {f"ratio_{tag}": v, f"ratio_{tag}_lo": lo, f"ratio_{tag}_hi": hi}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _sizes(worst: dict[int, float]) -> pd.DataFrame:
+    return pd.DataFrame([{"model": "cnn", "n_calib": n, "batch_size": 1, "ratio_3_hi": hi} for n, hi in worst.items()])
+
+
+def test_calibrated_sigma_reads_the_split_bootstrap_tail_table_when_given() -> None:
+    contract = _contract({1: 0.0, 16: 0.0})
+    tail = _tail({1: (1.2, 0.9, 1.6), 16: (2.5, 2.1, 3.0)})
+    finding = calibrated_sigma(contract, None, tail, _sizes({500: 4.0, 2000: 1.9}))
+    assert finding.verdict is Verdict.PARTLY
+    assert list(finding.tables[0].frame["status"]) == ["holds", "exceeds 2x"]
+    assert "B=1 meets it from 2000 images" in " ".join(finding.notes)
+    unresolved = calibrated_sigma(contract, None, _tail({1: (1.5, 1.0, 2.4)}))
+    assert list(unresolved.tables[0].frame["status"]) == ["unresolved"]
+    assert unresolved.verdict is Verdict.NOT_SUPPORTED
+
+
 def test_calibrated_sigma_counts_every_level_from_the_raw_drift() -> None:
     drift = np.zeros(2000)
     drift[:50] = 2.5  # above 2 only
@@ -555,6 +582,8 @@ def _tables() -> dict[str, pd.DataFrame]:
     curves, matched, delays, acceptance = _streams(2.0, "3/5")
     return {
         "contract": _contract({1: 0.0, 16: 0.01}),
+        "contract_tail": _tail({1: (1.0, 0.8, 1.3), 16: (2.5, 2.1, 3.0)}),
+        "contract_sizes": _sizes({500: 3.0, 2000: 1.5}),
         "faults_accuracy": _accuracy("cnn", 0.97),
         "faults_confusion": _confusion(90, 10),
         "faults_list": _fault_list(),

@@ -8,8 +8,12 @@ rule calibration_contract:
         weights=expand(results("models", "{model}.safetensors"), model=_CAL["models"]),
     output:
         drift=results("calibration", "contract_drift.csv"),
+        counts=results("calibration", "contract_counts.csv"),
         qq=figure_outputs("calibration_qq"),
         contract=table_outputs("calibration_contract"),
+        tail=table_outputs("calibration_tail"),
+        sizes=table_outputs("calibration_size"),
+        tail_figure=figure_outputs("calibration_tail_figure"),
         noise=table_outputs("calibration_noise"),
     benchmark:
         results("benchmarks", "calibration_contract.tsv")

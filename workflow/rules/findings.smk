@@ -5,6 +5,8 @@
 rule findings:
     input:
         contract=figures("calibration_contract.csv"),
+        contract_tail=figures("calibration_tail.csv"),
+        contract_sizes=figures("calibration_size.csv"),
         faults_accuracy=figures("faults_accuracy.csv"),
         faults_confusion=figures("faults_mode_confusion.csv"),
         faults_list=figures("faults_list.csv"),
