@@ -66,7 +66,7 @@ class FaultStudyConfig:
     heldout_offset: int = 256
     control_batches: int = 500
     peers: tuple[str, ...] = ("mahalanobis", "mmd")
-    peer_reference_size: int = 250
+    peer_reference_size: int = 100
     peer_null_draws: int = 1000
 
     def __post_init__(self) -> None:

@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
+from experiments.baselines.pood import Mahalanobis
 from experiments.features import FeatureSet
 from experiments.localisation.config import FaultStudyConfig
 from experiments.localisation.evaluate import Fault, score_batches
 from experiments.localisation.faults import fault_seed
-from experiments.localisation.peers import consecutive_batches, fit_peer, null_batches
+from experiments.localisation.peers import WhitenedMahalanobis, consecutive_batches, fit_peer, null_batches
 from experiments.localisation.sites import FaultSite, find_sites, heldout_sites
 from experiments.localisation.summary import CLEAN_CONTROL, accuracy_table
 from experiments.models import CifarResNet
@@ -45,6 +46,18 @@ def test_peer_p_values_come_from_the_clean_null_and_mmd_is_undefined_for_one_sam
     assert p.shape == (50, 4) and ((p > 0) & (p <= 1)).all()
     assert p.min() >= 1 / 201  # the null's resolution bounds p from below
     assert np.median(p[:, 3]) < 0.05 < np.median(p[:, 0])  # the shifted tap is far out in its null, the others not
+
+
+def test_whitened_mahalanobis_scores_equal_the_baselines_mahalanobis() -> None:
+    gen = torch.Generator().manual_seed(2)
+    mix = torch.randn(12, 12, generator=gen)
+    calib = _features(600, None, gen, taps=1)
+    calib = FeatureSet(calib.logits, torch.randn(600, 12, generator=gen) @ mix + 3.0, labels=torch.arange(600) % 4)
+    test = FeatureSet(torch.zeros(50, 3), torch.randn(50, 12, generator=gen) @ mix + 3.5)
+    ours = WhitenedMahalanobis().fit(calib).sample_scores(test)
+    theirs = Mahalanobis().fit(calib).sample_scores(test)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-7)
+    assert ours.min() > 0
 
 
 def test_null_batches_hold_distinct_samples() -> None:
