@@ -1,9 +1,13 @@
 """What every study reads of a classifier: per-image logits, penultimate features and pooled tap features.
 
 In eval mode a network treats every image independently, so the pooled features of an image do not depend on the
-batch it arrives in. One forward pass per image therefore feeds every method (DeepDrift's taps, the peers'
-logits and penultimate features), all methods see the same activations, and batches of any size are formed from
-the stored rows afterwards: exactly what ``DeepDriftMonitor.step`` would see, at the cost of one forward pass.
+batch it arrives in. One forward pass per image therefore feeds every method, and batches of any size are formed
+from the stored rows afterwards: exactly what ``DeepDriftMonitor.step`` would see, at the cost of one forward pass.
+
+The same forward pass does not mean the same layers: the peers' detectors as shipped read the logits or the
+penultimate features, DeepDrift reads its taps. The equal-footing benchmark
+(:mod:`experiments.baselines.layerwise`) runs the peers' statistics on the penultimate features and on every tap,
+so a comparison can hold the layers fixed and change only the statistic.
 """
 
 from __future__ import annotations

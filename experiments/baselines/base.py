@@ -25,10 +25,13 @@ class BatchDetector(ABC):
     Attributes:
         name: display name used in tables and figures.
         min_batch_size: smallest batch the method is defined for (e.g. kernel MMD needs two samples).
+        degenerate_below: batches smaller than this are defined but degenerate (a one-sample KS statistic takes a
+            handful of values); benchmarks mark such cells instead of scoring them.
     """
 
     name: str = "detector"
     min_batch_size: int = 1
+    degenerate_below: int = 1
 
     @abstractmethod
     def fit(self, calib: FeatureSet) -> BatchDetector:
@@ -37,6 +40,12 @@ class BatchDetector(ABC):
     @abstractmethod
     def batch_score(self, batch: FeatureSet) -> float:
         """Shift score of one batch: higher means more shifted."""
+
+    def status(self, batch_size: int) -> str:
+        """``"ok"``, ``"undefined"`` (below ``min_batch_size``) or ``"degenerate"`` at this batch size."""
+        if batch_size < self.min_batch_size:
+            return "undefined"
+        return "degenerate" if batch_size < self.degenerate_below else "ok"
 
     def batch_scores(self, pool: FeatureSet, batches: np.ndarray) -> np.ndarray:
         """Scores of many batches drawn from ``pool``: ``batches`` is ``[n_batches, batch_size]`` row indices."""

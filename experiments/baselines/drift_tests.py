@@ -59,9 +59,14 @@ class KernelMMD(_TorchDriftTest):
 
 
 class KolmogorovSmirnov(_TorchDriftTest):
-    """torchdrift ``KSDriftDetector``: the largest per-feature two-sample KS statistic."""
+    """torchdrift ``KSDriftDetector``: the largest per-feature two-sample KS statistic.
+
+    Degenerate for a single sample: each feature's distance is then ``max(F, 1 - F)`` of one rank, and the largest
+    over many features sits at or near 1 for most clean samples (ties that leave no usable threshold).
+    """
 
     name = "KS"
+    degenerate_below = 2
 
     def _make(self) -> nn.Module:
         from torchdrift.detectors import KSDriftDetector

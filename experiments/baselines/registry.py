@@ -84,6 +84,17 @@ def option_source(name: str) -> str:
     return "deepdrift" if name in DEEPDRIFT_RULES or name == "deepdrift_fast" else name
 
 
+def detector_status(name: str, batch_size: int) -> str:
+    """``"ok"``, ``"undefined"`` or ``"degenerate"``: what detector ``name`` is at ``batch_size`` (read off its class,
+    so no detector needs building)."""
+    source = OPTION_SOURCES.get(option_source(name))
+    if source is None:
+        return "ok"
+    if batch_size < source.min_batch_size:
+        return "undefined"
+    return "degenerate" if batch_size < source.degenerate_below else "ok"
+
+
 def available_detectors() -> tuple[str, ...]:
     """Names accepted by :func:`make_detector`."""
     return tuple(DETECTORS)

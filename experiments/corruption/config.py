@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from experiments.baselines.layerwise import FOOTING_STATISTICS
 from experiments.baselines.registry import OPTION_SOURCES, available_detectors, detector_options
 from experiments.config import ConfigError, convert_value, from_mapping, join, parsed, unknown_key, unknown_name
 from experiments.data.corruptions import config_corruption_subsets, corruption_names
@@ -41,6 +42,39 @@ def method_options(raw: Any, path: str) -> dict[str, dict[str, Any]]:
     return options
 
 
+def footing_statistics(raw: Any, path: str) -> Any:
+    """Check ``footing.statistics`` against the equal-footing statistics (close matches for a typo)."""
+    if isinstance(raw, (list, tuple)):
+        for i, name in enumerate(raw):
+            if isinstance(name, str) and name not in FOOTING_STATISTICS:
+                raise unknown_name(name, FOOTING_STATISTICS, f"{path}[{i}]", "statistic")
+    return raw
+
+
+@dataclass(frozen=True)
+class FootingConfig:
+    """The equal-footing comparison: every statistic on every layer DeepDrift watches, same reference rows.
+
+    Attributes:
+        statistics: names of :data:`experiments.baselines.layerwise.FOOTING_STATISTICS` (empty: skip it).
+        null_draws: clean batches resampled per batch size for each peer statistic's null on each layer
+            (DeepDrift's library draws 4000 for its own).
+        knn_k: neighbours of the per-layer KNN statistic.
+    """
+
+    statistics: tuple[str, ...] = parsed(footing_statistics, default=FOOTING_STATISTICS)
+    null_draws: int = 4000
+    knn_k: int = 50
+
+    def __post_init__(self) -> None:
+        if self.null_draws < 100:
+            raise ValueError(
+                f"footing.null_draws must be at least 100 (the tail splice needs them), got {self.null_draws}"
+            )
+        if self.knn_k < 1:
+            raise ValueError(f"footing.knn_k must be at least 1, got {self.knn_k}")
+
+
 @dataclass(frozen=True)
 class CorruptionConfig:
     """What to corrupt and how to score it.
@@ -65,6 +99,7 @@ class CorruptionConfig:
         source: ``"generate"`` (imagecorruptions on the held-out split) or ``"cifar10c"`` (the released CIFAR-10-C;
             needs ``data.dataset: cifar10``).
         forward_batch_size: batch size of feature extraction (does not change results).
+        footing: the equal-footing comparison (:class:`FootingConfig`).
     """
 
     models: tuple[str, ...]
@@ -84,6 +119,7 @@ class CorruptionConfig:
     mri_severity: int = 3
     source: Literal["generate", "cifar10c"] = "generate"
     forward_batch_size: int = 256
+    footing: FootingConfig = field(default_factory=FootingConfig)
 
     def __post_init__(self) -> None:
         if self.profile_batch_size not in self.batch_sizes:

@@ -10,6 +10,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.colors import SymLogNorm
 
+from experiments.baselines.registry import detector_status
+from experiments.corruption.footing import LAYER_SETS, STATISTIC_LABELS
 from experiments.corruption.summary import METHOD_LABELS
 from experiments.figures import paper_context
 
@@ -163,6 +165,14 @@ def detection_figure(results: pd.DataFrame, metric: str = "auroc") -> plt.Figure
                     )
                 if metric == "auroc":
                     ax.axhline(0.5, color="grey", lw=0.6, ls=":")
+                unscored = [
+                    f"{METHOD_LABELS.get(m, m).split(' (')[0]} {detector_status(m, int(batch_size))}"
+                    for m in methods
+                    if detector_status(m, int(batch_size)) != "ok"
+                ]
+                if unscored:
+                    ax.text(0.97, 0.04, "not scored:\n" + "\n".join(unscored), transform=ax.transAxes, ha="right",
+                            va="bottom", fontsize=5.5, color="#555555")  # fmt: skip
                 ax.set(
                     title=f"{model}, batch {batch_size}",
                     xlabel="severity" if row == len(models) - 1 else "",
@@ -173,4 +183,58 @@ def detection_figure(results: pd.DataFrame, metric: str = "auroc") -> plt.Figure
                 sns.despine(ax=ax)
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside right center", frameon=False, fontsize=6)
+    return fig
+
+
+def footing_figure(table: pd.DataFrame) -> plt.Figure:
+    """Equal footing: mean AUROC (95% interval) per statistic (x) and layer set (marker), rows models, columns
+    batch sizes; unscored cells are labelled ``undefined`` / ``degenerate`` instead of drawn."""
+    models = _models(table) if len(table) else []
+    batch_sizes = sorted(table["batch_size"].unique()) if len(table) else []
+    statistics = list(dict.fromkeys(table["statistic"])) if len(table) else []
+    layer_sets = [s for s in LAYER_SETS if len(table) and s in set(table["layers"])]
+    colours = dict(zip(layer_sets, sns.color_palette("colorblind", len(layer_sets)), strict=True))
+    markers = dict(zip(layer_sets, "osD^", strict=False))
+    offsets = np.linspace(-0.27, 0.27, max(len(layer_sets), 1))
+    with paper_context():
+        fig, axes = plt.subplots(
+            max(len(models), 1),
+            max(len(batch_sizes), 1),
+            figsize=(2.9 * max(len(batch_sizes), 1) + 1.4, 2.3 * max(len(models), 1) + 0.9),
+            sharex=True,
+            sharey=True,
+            constrained_layout=True,
+            squeeze=False,
+        )
+        for row, model in enumerate(models):
+            for col, batch_size in enumerate(batch_sizes):
+                ax = axes[row, col]
+                sub = table[(table["model"] == model) & (table["batch_size"] == batch_size)]
+                for i, statistic in enumerate(statistics):
+                    cells = sub[sub["statistic"] == statistic]
+                    if len(cells) and (cells["status"] != "ok").all():
+                        ax.text(i, 0.52, str(cells["status"].iloc[0]), rotation=90, ha="center", va="bottom",
+                                fontsize=6, color="#777777")  # fmt: skip
+                        continue
+                    for offset, layer_set in zip(offsets, layer_sets, strict=True):
+                        cell = cells[cells["layers"] == layer_set]
+                        if cell.empty:
+                            continue
+                        value, low, high = (float(cell[c].iloc[0]) for c in ("auroc", "low", "high"))
+                        ax.errorbar(i + offset, value, yerr=[[value - low], [high - value]], fmt=markers[layer_set],
+                                    ms=3, color=colours[layer_set], elinewidth=0.8, capsize=1.2,
+                                    label=layer_set if (row, col, i) == (0, 0, 0) else None)  # fmt: skip
+                if len(statistics) > 4:
+                    ax.axvspan(-0.5, 3.5, color="#f2f2f2", zorder=0, lw=0)  # DeepDrift's statistics on grey
+                ax.set(
+                    title=f"{model}, batch {batch_size}",
+                    ylabel="mean AUROC" if col == 0 else "",
+                    ylim=(0.5, 1.005),
+                    xlim=(-0.6, len(statistics) - 0.4),
+                )
+                ax.set_xticks(range(len(statistics)), [STATISTIC_LABELS.get(s, s) for s in statistics], rotation=55,
+                              ha="right", fontsize=6)  # fmt: skip
+                sns.despine(ax=ax)
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside right center", frameon=False, fontsize=6, title="layers")
     return fig

@@ -20,6 +20,7 @@ from torch import nn
 
 from deepdrift import LayerTaps
 from experiments.baselines import BatchDetector, DeepDriftDetector, make_detectors, option_source
+from experiments.baselines.layerwise import LayerwiseScorer
 from experiments.corruption.config import CorruptionConfig
 from experiments.corruption.detection import draw_batches
 from experiments.features import FeatureSet, extract_features
@@ -28,6 +29,10 @@ logger = logging.getLogger(__name__)
 
 TAP_PREFIX = "tap:"
 """Column prefix of per-tap drift in the scores table."""
+FOOTING_PREFIX = "footing:"
+"""Column prefix of the equal-footing per-layer sigma: ``footing:<statistic>:<layer>``."""
+CHANGED_COLUMN = "pool:changed_share"
+"""Share of the pool's pixels the corruption changed (0: the corruption is the identity on these images)."""
 TAP_DRIFT = "deepdrift_max"
 """The DeepDrift detector whose shared per-tap drift fills the tap columns (every rule shares it)."""
 
@@ -54,23 +59,53 @@ def fit_detectors(
     return detectors[TAP_DRIFT], {name: detectors[name] for name in cfg.methods}
 
 
+def fit_footing(calib: FeatureSet, cfg: CorruptionConfig) -> LayerwiseScorer | None:
+    """The equal-footing scorer fitted on ``calib`` (None when no statistic is configured)."""
+    if not cfg.footing.statistics:
+        return None
+    start = time.perf_counter()
+    scorer = LayerwiseScorer(cfg.footing.statistics, null_draws=cfg.footing.null_draws, knn_k=cfg.footing.knn_k)
+    scorer.fit(calib)
+    logger.info(
+        "equal footing: %d statistics x %d layers, %d reference / %d null samples each (%.1f s)",
+        len(scorer.statistics), len(scorer.layers), scorer.n_reference, scorer.n_null, time.perf_counter() - start,
+    )  # fmt: skip
+    return scorer
+
+
 def score_pool(
     pool: FeatureSet,
     batches: Mapping[int, np.ndarray],
     deepdrift: DeepDriftDetector,
     detectors: Mapping[str, BatchDetector],
+    footing: LayerwiseScorer | None = None,
 ) -> pd.DataFrame:
-    """One row per batch: batch size, index, every method's score and every tap's drift."""
+    """One row per batch: batch size, index, every method's score (NaN where it is undefined or degenerate at that
+    batch size), every tap's drift and, with ``footing``, every statistic's sigma on every layer."""
     frames = []
+    layered = footing.score(pool, batches) if footing is not None else {}
     for batch_size, index in batches.items():
         drift = deepdrift.layer_drifts(pool, index)
         columns: dict[str, Any] = {"batch_size": batch_size, "batch": np.arange(len(index))}
         for method, detector in detectors.items():
-            columns[method] = detector.batch_scores(pool, index)
+            if detector.status(batch_size) == "ok":
+                columns[method] = detector.batch_scores(pool, index)
+            else:
+                columns[method] = np.full(len(index), np.nan)
         for k, name in enumerate(deepdrift.tap_names):
             columns[TAP_PREFIX + name] = drift[:, k]
+        for statistic, sigma in layered.get(batch_size, {}).items():
+            for k, layer in enumerate(footing.layers if footing is not None else ()):
+                columns[f"{FOOTING_PREFIX}{statistic}:{layer}"] = sigma[:, k]
         frames.append(pd.DataFrame(columns))
     return pd.concat(frames, ignore_index=True)
+
+
+def pixel_change(clean: np.ndarray, corrupted: np.ndarray) -> dict[str, float]:
+    """How much a corruption changed the pool: mean absolute change (grey levels) and the share of changed pixels.
+    Both 0 means the corruption is the identity on these images (e.g. ``saturate`` on grey images)."""
+    diff = np.abs(np.asarray(corrupted, dtype=np.int16) - np.asarray(clean, dtype=np.int16))
+    return {"mean_abs_change": float(diff.mean()), "changed_share": float((diff > 0).mean())}
 
 
 def accuracy(pool: FeatureSet) -> float:
@@ -105,6 +140,7 @@ def measure_model(
         model, to_input(calib[0]), taps, labels=calib[1], batch_size=bs, desc="calibration"
     )
     deepdrift, detectors = fit_detectors(model, calib_features, cfg)
+    footing = fit_footing(calib_features, cfg)
     labels = torch.tensor(np.asarray(clean[1]), dtype=torch.long)
     clean_pool = extract_features(model, to_input(clean[0]), taps, labels=labels, batch_size=bs, desc="clean")
     rng_clean = np.random.default_rng([cfg.seed, 1])
@@ -112,14 +148,21 @@ def measure_model(
     rng_shift = np.random.default_rng([cfg.seed, 2])
     shift_batches = {b: draw_batches(len(clean_pool), b, cfg.n_batches, rng_shift) for b in cfg.batch_sizes}
     meta = {"corruption": "clean", "family": "clean", "severity": 0}
-    scores = [score_pool(clean_pool, clean_batches, deepdrift, detectors).assign(**meta)]
-    acc = [{**meta, "accuracy": accuracy(clean_pool), "n_images": len(clean_pool)}]
+    scores = [
+        score_pool(clean_pool, clean_batches, deepdrift, detectors, footing).assign(**meta, **{CHANGED_COLUMN: 0.0})
+    ]
+    acc = [{**meta, "accuracy": accuracy(clean_pool), "n_images": len(clean_pool), **pixel_change(clean[0], clean[0])}]
     for entry, images in corrupted:
         start = time.perf_counter()
         pool = extract_features(model, to_input(images), taps, labels=labels, batch_size=bs, desc=entry["corruption"])
         meta = {"corruption": entry["corruption"], "family": entry["family"], "severity": entry["severity"]}
-        scores.append(score_pool(pool, shift_batches, deepdrift, detectors).assign(**meta))
-        acc.append({**meta, "accuracy": accuracy(pool), "n_images": len(pool)})
+        change = pixel_change(clean[0], images)
+        scores.append(
+            score_pool(pool, shift_batches, deepdrift, detectors, footing).assign(
+                **meta, **{CHANGED_COLUMN: change["changed_share"]}
+            )
+        )
+        acc.append({**meta, "accuracy": accuracy(pool), "n_images": len(pool), **change})
         logger.info(
             "%s s%d: accuracy %.3f (%.1f s)",
             entry["corruption"],

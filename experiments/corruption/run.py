@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from experiments.atomic import write_csv
+from experiments.atomic import atomic_path, write_csv
 from experiments.corruption.config import CorruptionConfig
-from experiments.corruption.figures import detection_figure, mri_figure, severity_figure
+from experiments.corruption.figures import detection_figure, footing_figure, mri_figure, severity_figure
+from experiments.corruption.footing import footing_markdown_frame, footing_table
 from experiments.corruption.images import build_corrupted_set, load_entry, load_manifest, test_split_images
 from experiments.corruption.measure import measure_model
 from experiments.corruption.summary import (
@@ -26,6 +27,9 @@ from experiments.corruption.summary import (
     detection_results,
     drift_accuracy_correlation,
     drift_profile,
+    drop_cells,
+    identity_cells,
+    identity_note,
     method_scores,
     severity_table,
     tap_scores,
@@ -47,7 +51,7 @@ MEASURE_OUTPUTS = ("scores", "accuracy", "taps")
 REPORT_INPUTS = ("scores", "accuracy", "taps", "metrics")
 REPORT_OUTPUTS = (
     "detection", "detection_layers", "drift_profile", "mri", "severity", "detection_figure", "clean_accuracy",
-    "auroc", "tpr", "layer_auroc", "drift_accuracy",
+    "auroc", "tpr", "layer_auroc", "drift_accuracy", "footing", "footing_versus", "footing_figure",
 )  # fmt: skip
 
 
@@ -100,6 +104,11 @@ def load_results(
     return pd.concat(methods, ignore_index=True), pd.concat(tap_frames, ignore_index=True), acc
 
 
+def raw_scores(scores: Mapping[str, str | Path]) -> dict[str, pd.DataFrame]:
+    """Each model's wide per-batch scores (what the equal-footing table reads)."""
+    return {model: pd.read_csv(path) for model, path in scores.items()}
+
+
 def report(cfg: WorkflowConfig, inputs: Mapping[str, Files], outputs: Mapping[str, Files]) -> pd.DataFrame:
     """Rule ``corruption_report``: detection metrics, figures and tables from every model's measurements."""
     given = checked(inputs, REPORT_INPUTS, "input", "corruption_report")
@@ -122,6 +131,9 @@ def corruption_report(
     ``out`` maps every name of :data:`REPORT_OUTPUTS` to a CSV path (raw tables) or a figure/table stem.
     """
     methods, taps_long, acc = load_results(scores, accuracy, taps)
+    identity = identity_cells(acc)  # corruptions that leave these images unchanged measure nothing: left out
+    methods, taps_long, acc = (drop_cells(frame, identity) for frame in (methods, taps_long, acc))
+    note = identity_note(identity)
     results = detection_results(methods, by="method")
     layers = detection_results(taps_long.drop(columns="label"), by="tap", value="drift")
     layers = layers.merge(taps_long[["model", "tap", "label", "depth", "zone"]].drop_duplicates(), on=["model", "tap"])
@@ -134,8 +146,9 @@ def corruption_report(
     save_figure(severity_figure(profile, cells, correlation), out["severity"])
     save_figure(detection_figure(results), out["detection_figure"])
     model_metrics = {m: json.loads(Path(p).read_text()) for m, p in metrics.items()}
-    _write_tables(out, results, layers, correlation, clean_accuracy_table(model_metrics, acc), study.corruptions,
-                  study.profile_batch_size)  # fmt: skip
+    _write_tables(out, results, layers, correlation, clean_accuracy_table(model_metrics, acc),
+                  len(study.corruptions), study.profile_batch_size, note)  # fmt: skip
+    _write_footing(out, raw_scores(scores), identity, note)
     logger.info("report written for models %s", list(scores))
     return results
 
@@ -146,8 +159,9 @@ def _write_tables(
     layers: pd.DataFrame,
     correlation: pd.DataFrame,
     clean_accuracy: pd.DataFrame,
-    corruptions: tuple[str, ...],
+    n_corruptions: int,
     batch_size: int,
+    note: str = "",
 ) -> None:
     write_table(
         clean_accuracy,
@@ -155,22 +169,57 @@ def _write_tables(
         float_format="%.4f",
         caption="Clean accuracy: whole held-out split (training run) and the benchmark's image pool.",
     )
-    n_cor = len(corruptions)
+    unscored = (
+        " NaN cells are not scored: status 'undefined' (MMD needs two samples) or 'degenerate' (a one-sample KS"
+        " statistic takes a handful of values)."
+    )
     write_table(
         severity_table(results, "auroc"),
         out["auroc"],
-        caption=f"Mean AUROC over {n_cor} corruptions of clean vs corrupted batches (positive = corrupted).",
+        caption=f"Mean AUROC over {n_corruptions} corruptions of clean vs corrupted batches (positive = corrupted)."
+        + unscored
+        + note,
     )
     write_table(
-        severity_table(results, "tpr_at_5fpr"), out["tpr"], caption=f"Mean TPR at 5% FPR over {n_cor} corruptions."
+        severity_table(results, "tpr_at_5fpr"),
+        out["tpr"],
+        caption=f"Mean TPR at 5% FPR over {n_corruptions} corruptions." + unscored + note,
     )
     write_table(
         severity_table(layers, "auroc", by="tap"),
         out["layer_auroc"],
-        caption="Mean AUROC of each DeepDrift tap alone (not used to pick a tap: reported for insight).",
+        caption="Mean AUROC of each DeepDrift tap alone (not used to pick a tap: reported for insight)." + note,
     )
     write_table(
         correlation,
         out["drift_accuracy"],
         caption=f"Spearman correlation of accuracy drop with mean drift at batch {batch_size}.",
     )
+
+
+def _write_footing(
+    out: Mapping[str, Path], scores: Mapping[str, pd.DataFrame], identity: Mapping[str, Any], note: str
+) -> None:
+    """The equal-footing table (long CSV for code, wide Markdown for reading), DeepDrift against the best peer
+    statistic per layer set, and their figure."""
+    table, versus = footing_table(scores, identity)
+    if table.empty:
+        logger.warning("no equal-footing columns in the scores (footing.statistics is empty): tables left empty")
+    caption = (
+        "Equal footing: mean AUROC over corrupted cells [95% bootstrap interval over clean and corrupted batches] of"
+        " each statistic on each layer set. Every statistic is fitted on the same reference samples (DeepDrift's own"
+        " calibration rows) and turned into sigma by its own clean null from the same held-out rows; 'all taps'"
+        " combines DeepDrift's taps by the largest sigma or by Stouffer's sum, for every statistic alike."
+        " 'undefined' / 'degenerate' cells are not scored." + note
+    )
+    write_table(table, out["footing"], caption=caption)
+    with atomic_path(Path(out["footing"]).with_suffix(".md")) as tmp:  # Markdown for reading: one column per layer set
+        wide = footing_markdown_frame(table).to_markdown(index=False) if not table.empty else ""
+        tmp.write_text(wide, encoding="utf-8", newline="\n")
+    write_table(
+        versus,
+        out["footing_versus"],
+        caption="DeepDrift (min-p) against the best peer statistic on the same layers (best chosen on these data),"
+        " difference with a paired 95% bootstrap interval." + note,
+    )
+    save_figure(footing_figure(table), out["footing_figure"])

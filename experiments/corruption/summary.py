@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from experiments.baselines.registry import detector_status
 from experiments.corruption.detection import detection_metrics
-from experiments.corruption.measure import TAP_PREFIX
+from experiments.corruption.measure import CHANGED_COLUMN, FOOTING_PREFIX, TAP_PREFIX
 
 METHOD_LABELS: dict[str, str] = {
     "deepdrift_max": "DeepDrift (max)",
@@ -32,7 +33,8 @@ KEYS = ["model", "corruption", "family", "severity", "batch_size", "batch"]
 
 def method_scores(scores: pd.DataFrame) -> pd.DataFrame:
     """Long format of the detectors' batch scores: ``KEYS + [method, score]``."""
-    methods = [c for c in scores.columns if c not in KEYS and not c.startswith(TAP_PREFIX)]
+    skip = (TAP_PREFIX, FOOTING_PREFIX, CHANGED_COLUMN)
+    methods = [c for c in scores.columns if c not in KEYS and not c.startswith(skip)]
     return scores.melt(id_vars=KEYS, value_vars=methods, var_name="method", value_name="score")
 
 
@@ -75,10 +77,46 @@ def detection_results(long: pd.DataFrame, by: str = "method", value: str = "scor
     return pd.DataFrame(rows)
 
 
+def identity_cells(accuracy: pd.DataFrame, column: str = "changed_share") -> dict[str, list[tuple[str, int]]]:
+    """Per model, the ``(corruption, severity)`` cells whose images equal the clean ones (no pixel changed), from
+    the accuracy table (``changed_share``) or the raw scores (``pool:changed_share``, with a ``model`` column)."""
+    if column not in accuracy.columns:
+        return {}
+    same = accuracy[(accuracy["corruption"] != "clean") & (accuracy[column] == 0)]
+    return {
+        str(model): sorted({(str(c), int(s)) for c, s in zip(group["corruption"], group["severity"], strict=True)})
+        for model, group in same.groupby("model", sort=False)
+    }
+
+
+def drop_cells(frame: pd.DataFrame, cells: dict[str, list[tuple[str, int]]]) -> pd.DataFrame:
+    """``frame`` without the rows of the given ``{model: [(corruption, severity)]}`` cells."""
+    if not cells or frame.empty:
+        return frame
+    keys = set()
+    for model, pairs in cells.items():
+        keys |= {(model, c, s) for c, s in pairs}
+    rows = zip(frame["model"], frame["corruption"], frame["severity"].astype(int), strict=True)
+    return frame[[key not in keys for key in rows]]
+
+
+def identity_note(cells: dict[str, list[tuple[str, int]]]) -> str:
+    """A caption sentence naming the cells left out as identities (empty when none)."""
+    pairs = sorted({pair for model_cells in cells.values() for pair in model_cells})
+    if not pairs:
+        return ""
+    by_name: dict[str, list[int]] = {}
+    for name, severity in pairs:
+        by_name.setdefault(name, []).append(severity)
+    listed = "; ".join(f"{name} at severities {', '.join(map(str, s))}" for name, s in by_name.items())
+    return f" Left out as identities on these images (no pixel changes): {listed}."
+
+
 def severity_table(results: pd.DataFrame, metric: str = "auroc", by: str = "method") -> pd.DataFrame:
     """Mean ``metric`` over corruptions per model x scorer x batch size (rows) and severity (columns), + mean.
 
-    A cell where the method is undefined (e.g. MMD at batch size 1) stays NaN rather than disappearing.
+    A cell where the method is undefined (MMD at batch size 1) or degenerate (KS at batch size 1) stays NaN and
+    its ``status`` column says which, rather than being scored.
     """
     keys = ["model", by, "batch_size"]
     extra = [c for c in ("label", "depth") if by == "tap" and c in results.columns]
@@ -88,6 +126,9 @@ def severity_table(results: pd.DataFrame, metric: str = "auroc", by: str = "meth
     table["mean"] = results.groupby(keys + extra, sort=False, dropna=False)[metric].mean()
     table = table.reset_index()
     if by == "method":
+        table["status"] = [
+            detector_status(m, int(b)) for m, b in zip(table["method"], table["batch_size"], strict=True)
+        ]
         table["method"] = table["method"].map(lambda m: METHOD_LABELS.get(m, m))
     if extra:
         table = table.sort_values(["model", "depth", "batch_size"], kind="stable").drop(columns="depth")

@@ -22,6 +22,7 @@ from experiments.corruption import (
     measure_model,
     severity_table,
 )
+from experiments.corruption.config import FootingConfig
 from experiments.corruption.images import heldout_subset, load_entry, load_manifest
 from experiments.corruption.run import REPORT_OUTPUTS
 from experiments.data import MEAN, STD, DataSpec, make_splits, to_model_input
@@ -94,7 +95,7 @@ def test_detection_results_and_severity_table_keep_the_measured_direction() -> N
     assert (results.loc[results["method"] == "good", "auroc"] == 1.0).all()
     assert (results.loc[results["method"] == "bad", "auroc"] == 0.0).all()  # never flipped
     table = severity_table(results)
-    assert list(table.columns) == ["model", "method", "batch_size", "severity 1", "severity 3", "mean"]
+    assert list(table.columns) == ["model", "method", "batch_size", "severity 1", "severity 3", "mean", "status"]
     assert table.loc[table["method"] == "bad", "mean"].eq(0.0).all()
 
 
@@ -193,6 +194,7 @@ def tiny_measurement(fmnist_test) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
         profile_batch_size=8,
         mri_severity=5,
         methods=("deepdrift_max", "msp", "mmd"),
+        footing=FootingConfig(null_draws=200, knn_k=5),
     )
     torch.manual_seed(0)
     model = build_model("small_cnn").eval()
@@ -209,6 +211,12 @@ def test_measure_model_on_a_tiny_untrained_cnn(tiny_measurement) -> None:
     assert scores.loc[scores["batch_size"] == 8, "mmd"].notna().all()
     assert list(taps["tap"]) == ["2", "5", "8"] and taps["depth"].tolist() == [0.0, 0.5, 1.0]
     assert accuracy["accuracy"].between(0, 1).all() and accuracy["n_images"].eq(16).all()
+    assert accuracy.loc[accuracy["corruption"] == "clean", "changed_share"].eq(0).all()
+    assert accuracy.loc[accuracy["corruption"] != "clean", "mean_abs_change"].gt(10).all()
+    footing = [c for c in scores.columns if c.startswith("footing:")]
+    assert {"footing:deepdrift:penultimate", "footing:mahalanobis:8", "footing:ks:2"} <= set(footing)
+    assert scores.loc[scores["batch_size"] == 1, ["footing:mmd:2", "footing:ks:2"]].isna().all().all()
+    assert scores.loc[scores["batch_size"] == 8, footing].notna().all().all()
     at_8 = scores[scores["batch_size"] == 8]
     shifted = at_8.loc[at_8["corruption"] == "gaussian_noise", "tap:2"]
     assert shifted.min() > at_8.loc[at_8["corruption"] == "clean", "tap:2"].max()  # heavy noise moves the first tap
@@ -230,7 +238,8 @@ def test_report_writes_every_figure_and_table(tiny_measurement, tmp_path: Path) 
         inputs["metrics"][model] = folder / "metrics.json"
         inputs["metrics"][model].write_text(json.dumps({"arch": "small_cnn", "heldout_accuracy": 0.1, "steps": 0}))
     out = {key: tmp_path / "out" / f"{key}.csv.gz" for key in ("detection", "detection_layers", "drift_profile")}
-    stems = ("mri", "severity", "detection_figure", "clean_accuracy", "auroc", "tpr", "layer_auroc", "drift_accuracy")
+    stems = ("mri", "severity", "detection_figure", "clean_accuracy", "auroc", "tpr", "layer_auroc", "drift_accuracy",
+             "footing", "footing_versus", "footing_figure")  # fmt: skip
     out |= {key: tmp_path / "fig" / key for key in stems}
     assert set(out) == set(REPORT_OUTPUTS)
     study = CorruptionConfig(
@@ -244,8 +253,16 @@ def test_report_writes_every_figure_and_table(tiny_measurement, tmp_path: Path) 
     )
     results = corruption_report(study, inputs["scores"], inputs["accuracy"], inputs["taps"], inputs["metrics"], out)
     assert set(results["method"]) == {"deepdrift_max", "msp", "mmd"} and results["n_clean"].eq(6).all()
-    for key in ("mri", "severity", "detection_figure"):
+    for key in ("mri", "severity", "detection_figure", "footing_figure"):
         assert (tmp_path / "fig" / f"{key}.pdf").stat().st_size > 1000
     auroc = pd.read_csv(tmp_path / "fig" / "auroc.csv")
     assert auroc.loc[(auroc["method"] == "MMD (torchdrift)") & (auroc["batch_size"] == 1), "mean"].isna().all()
     assert set(pd.read_csv(tmp_path / "fig" / "layer_auroc.csv")["label"]) == {"UV", "Mid", "Deep"}
+    footing = pd.read_csv(tmp_path / "fig" / "footing.csv")
+    at_1 = footing[footing["batch_size"] == 1].set_index(["statistic", "layers"])["status"]
+    assert at_1["mmd"].eq("undefined").all() and at_1["ks"].eq("degenerate").all() and at_1["knn"].eq("ok").all()
+    scored = footing[footing["status"] == "ok"]
+    assert scored["auroc"].between(scored["low"] - 1e-12, scored["high"] + 1e-12).all()
+    assert "degenerate" in (tmp_path / "fig" / "footing.md").read_text()
+    versus = pd.read_csv(tmp_path / "fig" / "footing_versus.csv")
+    assert set(versus["layers"]) == {"penultimate", "last tap", "all taps (max)", "all taps (Stouffer)"}

@@ -1,5 +1,6 @@
 # Corruption benchmark (figures 1-3): drift MRI, drift vs severity and accuracy, batch-level detection
-# against pytorch-ood and torchdrift baselines. Models come from rule train_model.
+# against pytorch-ood and torchdrift baselines, and the equal-footing table (every statistic on the same layers,
+# same reference rows). Models come from rule train_model.
 
 _COR = config["corruption"]
 _COR_MODELS = _COR["models"]
@@ -57,6 +58,9 @@ rule corruption_report:
         tpr=table_outputs("corruption_tpr"),
         layer_auroc=table_outputs("corruption_layer_auroc"),
         drift_accuracy=table_outputs("corruption_drift_accuracy"),
+        footing=table_outputs("corruption_footing"),
+        footing_versus=table_outputs("corruption_footing_versus"),
+        footing_figure=figure_outputs("corruption_equal_footing"),
     params:
         models=_COR_MODELS,
     benchmark:
