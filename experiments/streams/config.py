@@ -36,9 +36,13 @@ class StreamStudyConfig:
         post: batches after the change.
         ramp: batches a ramp takes to reach 100% (or the top severity).
         clean_streams: clean streams of ``clean_length`` batches for threshold tuning, and as many for testing.
+            Their batches resample the clean pool (``n_clean_pool`` images), never repeating an image in a batch.
         clean_length: batches per clean stream.
+        window_clean_streams: clean tuning and test streams the MMD / KS detectors are scored on (a window costs
+            them about a millisecond, against microseconds for DeepDrift and river; None: all).
         theta_high: DeepDrift alert thresholds swept.
-        adwin_delta, ph_threshold: river's ADWIN and Page-Hinkley settings swept.
+        adwin_delta, ph_threshold: river's ADWIN and Page-Hinkley settings swept (Page-Hinkley's threshold in
+            standard deviations of the input's calibration values).
         window: batches per MMD / KS window.
         n_reference: calibration features the MMD / KS detectors are fit on.
         quantiles: clean-score quantiles swept as MMD / KS alarm thresholds.
@@ -46,6 +50,9 @@ class StreamStudyConfig:
         budget: false alarms per 1000 clean batches of the matched comparison.
         strong: the monitor's clear-corruption check.
         slow_ramp: batches of the slow share ramp of the WARNING-before-ALERT check.
+        ramp_streams: slow ramps the warning is tuned on, and as many fresh ones it is reported on.
+        theta_warn_grid, theta_slope_grid: warning settings tried when tuning the warning.
+        clean_warnings: WARNING events over all layers per 1000 clean tuning batches a tuned warning may raise.
         seed: seeds the streams and the detectors.
     """
 
@@ -63,9 +70,10 @@ class StreamStudyConfig:
     ramp: int = 30
     clean_streams: int = 3
     clean_length: int = 1000
+    window_clean_streams: int | None = None
     theta_high: tuple[float, ...] = (1.75, 2.0, 2.5, 3.0, 4.0, 6.0)
-    adwin_delta: tuple[float, ...] = (1e-10, 1e-7, 1e-5, 0.001, 0.01, 0.05, 0.2)
-    ph_threshold: tuple[float, ...] = (2.0, 1.0, 0.5, 0.25, 0.15, 0.1, 0.05)
+    adwin_delta: tuple[float, ...] = (1e-5, 0.001, 0.01, 0.05, 0.2, 0.5, 0.9, 0.99, 0.999)
+    ph_threshold: tuple[float, ...] = (200.0, 100.0, 50.0, 30.0, 20.0, 15.0, 10.0, 7.0, 5.0)
     window: int = 2
     n_reference: int = 256
     quantiles: tuple[float, ...] = (0.9, 0.99, 0.995, 0.999, 0.9995, 0.9999, 1.0)
@@ -73,6 +81,10 @@ class StreamStudyConfig:
     budget: float = 1.0
     strong: StrongChange = field(default_factory=lambda: StrongChange("gaussian_noise", 5))
     slow_ramp: int = 50
+    ramp_streams: int = 10
+    theta_warn_grid: tuple[float, ...] = (2.0, 1.5, 1.0)
+    theta_slope_grid: tuple[float, ...] = (0.05, 0.02)
+    clean_warnings: float = 5.0
     seed: int = 0
 
     def __post_init__(self) -> None:

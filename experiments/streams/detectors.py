@@ -1,9 +1,16 @@
 """Run each detector over a stream and return its per-step alarm state.
 
 * DeepDrift: the library's ``DeepDriftMonitor`` (on replayed features); alarm = model-level state ALERT.
-* river ADWIN / Page-Hinkley on the mean maximum softmax probability (MSP) of each batch, warmed up on
-  calibration batches first (as DeepDrift is calibrated); checked at every batch (``clock=1``); two-sided
-  Page-Hinkley, since a detector should not be told which way a corruption moves the confidence.
+* river ADWIN / Page-Hinkley, each fed two inputs, warmed up on calibration data first (as DeepDrift is
+  calibrated) and checked at every value (``clock=1``); two-sided Page-Hinkley, since a detector should not be told
+  which way a corruption moves its input:
+
+  - per-sample MSP: every image's maximum softmax probability, a batch's worth in order (16 values per batch);
+  - DeepDrift's drift series: the largest per-tap drift of each batch (one value per batch).
+
+  Each input is standardised by the mean and standard deviation of its values on calibration data, so ADWIN's
+  bound (which assumes values of unit range) and Page-Hinkley's thresholds mean the same for both inputs. A batch
+  raises an alarm when any of its values does.
 * torchdrift ``KernelMMDDriftDetector`` / ``KSDriftDetector`` fit on calibration penultimate features, scored on
   a window of the last ``window`` batches at every batch; alarm = score above a threshold set on clean streams.
 """
@@ -53,19 +60,6 @@ def run_monitor(monitor: DeepDriftMonitor, bank: FeatureBank, stream: Stream) ->
     )
 
 
-def batch_msp(bank: FeatureBank, stream: Stream) -> np.ndarray:
-    """Mean MSP of every batch of the stream."""
-    return bank.msp[stream.index].mean(axis=1)
-
-
-def calibration_msp(bank: FeatureBank, batch_size: int, n_batches: int, seed: int) -> np.ndarray:
-    """Mean MSP of random calibration batches (warm-up of the river detectors)."""
-    rng = np.random.default_rng(seed)
-    return np.array(
-        [bank.calib_msp[rng.choice(len(bank.calib_msp), batch_size, replace=False)].mean() for _ in range(n_batches)]
-    )
-
-
 def adwin(delta: float) -> river_drift.ADWIN:
     return river_drift.ADWIN(delta=delta, clock=1, grace_period=5, min_window_length=5)
 
@@ -74,15 +68,52 @@ def page_hinkley(threshold: float) -> river_drift.PageHinkley:
     return river_drift.PageHinkley(min_instances=10, delta=0.005, threshold=threshold, mode="both")
 
 
-def river_alarms(factory: Callable[[], object], warmup: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``drift_detected`` of a fresh river detector at every step, after a warm-up that raises no alarms."""
+@dataclass(frozen=True)
+class RiverInput:
+    """What a river detector is fed: calibration warm-up values and a standardisation learnt from them."""
+
+    name: str
+    warmup: np.ndarray  # (values,) fed before the stream, in order
+    mean: float
+    std: float
+
+    def standardise(self, values: np.ndarray) -> np.ndarray:
+        return (np.asarray(values, dtype=np.float64) - self.mean) / self.std
+
+
+def river_input(name: str, calibration_values: np.ndarray, n_warmup: int) -> RiverInput:
+    """Standardise by all ``calibration_values``; warm up on the last ``n_warmup`` of them."""
+    values = np.asarray(calibration_values, dtype=np.float64).reshape(-1)
+    std = float(values.std(ddof=1))
+    if not std > 0:
+        raise ValueError(f"{name}: calibration values are constant; cannot standardise a river input")
+    mean = float(values.mean())
+    return RiverInput(name, (values[-n_warmup:] - mean) / std, mean, std)
+
+
+def calibration_msp(bank: FeatureBank, n_values: int, seed: int) -> np.ndarray:
+    """Per-sample MSP of ``n_values`` calibration images in random order (repeats once the split is used up)."""
+    rng = np.random.default_rng(seed)
+    return bank.calib_msp[rng.integers(0, len(bank.calib_msp), n_values)]
+
+
+def river_alarms(factory: Callable[[], object], source: RiverInput, values: np.ndarray) -> np.ndarray:
+    """Whether a fresh river detector reports ``drift_detected`` on any value of each batch.
+
+    Args:
+        factory: builds the detector.
+        source: warm-up values and standardisation of the input.
+        values: ``(batches, values per batch)`` raw values of the stream, in order.
+    """
     detector = factory()
-    for value in warmup:
-        detector.update(float(value))
+    for value in source.warmup.tolist():
+        detector.update(value)
+    per_batch = values.shape[1]
     alarms = np.zeros(len(values), dtype=bool)
-    for t, value in enumerate(values):
-        detector.update(float(value))
-        alarms[t] = bool(detector.drift_detected)
+    for i, value in enumerate(source.standardise(values).reshape(-1).tolist()):
+        detector.update(value)
+        if detector.drift_detected:
+            alarms[i // per_batch] = True
     return alarms
 
 

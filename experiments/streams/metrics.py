@@ -7,6 +7,8 @@ Conventions (the same for every detector):
 * false alarms per 1000 batches = events on clean streams / clean batches x 1000 (1000 / ARL0);
 * detection delay = batches seen from the change until the detector is in its alarm state, counting the change
   batch as 1 (an alarm on the first corrupted batch has delay 1); no alarm within the stream: missed (NaN);
+* censored delay = the delay, or for a miss the batches the stream had left after the change (a miss never
+  counts as faster than an alarm on the stream's last batch);
 * warning lead = first ALERT step - first WARNING step after the change (positive: the warning came first).
 """
 
@@ -34,6 +36,12 @@ def detection_delay(alarm: np.ndarray, change: int) -> float:
     """Batches from ``change`` to the first alarm at or after it, counting the change batch as 1 (NaN: missed)."""
     after = np.flatnonzero(np.asarray(alarm, dtype=bool)[change:])
     return float(after[0] + 1) if after.size else float("nan")
+
+
+def censored_delay(alarm: np.ndarray, change: int) -> float:
+    """:func:`detection_delay`, with a miss counted as the ``len(alarm) - change`` batches after the change."""
+    delay = detection_delay(alarm, change)
+    return delay if np.isfinite(delay) else float(len(alarm) - change)
 
 
 def warning_lead(warning: np.ndarray, alert: np.ndarray, change: int) -> float:

@@ -10,6 +10,7 @@ import pytest
 
 from experiments.streams.metrics import (
     alarm_events,
+    censored_delay,
     detection_delay,
     false_alarms_per_1000,
     match_threshold,
@@ -35,6 +36,12 @@ def test_delay_ignores_alarms_before_the_change_but_not_a_persisting_alarm() -> 
     assert detection_delay(alert, change=2) == 4.0
     alert, _ = _states("NAAAAAA")
     assert detection_delay(alert, change=3) == 1.0  # still in ALERT when the change comes
+
+
+def test_censored_delay_counts_a_miss_as_the_rest_of_the_stream() -> None:
+    alert, _ = _states("NNNNAAA")
+    assert censored_delay(alert, change=3) == 2.0
+    assert censored_delay(_states("NNNNNN")[0], change=2) == 4.0
 
 
 def test_alarm_events_and_false_alarm_rate() -> None:
@@ -105,8 +112,13 @@ def test_matched_budget_selects_per_method() -> None:
     assert set(curve["far_tune"]) == {0.0, 1.0, 9.0}
     table = matched(runs, curve, budget=1.0)
     assert table["setting"].tolist() == [3.0]
-    assert table["delay_median"].tolist() == [2.0]
+    assert table["delay_median"].tolist() == [2.0] and table["budget"].tolist() == ["matched"]
+    assert table["missed"].tolist() == [0] and table["delay_censored"].tolist() == [2.0]
     assert matched(runs, curve, budget=0.0)["setting"].tolist() == [5.0]
+    assert matched(runs, curve, budget=100.0)["budget"].tolist() == ["not reached"]
+    missed = runs.assign(delay=np.where(runs["role"] == "change", np.nan, runs["delay"]), change=20)
+    row = matched(missed, curves(missed, post=60), budget=1.0).iloc[0]
+    assert row["missed"] == 1 and row["delay_censored"] == 60.0  # 80 batches, change at 20
 
 
 def test_alert_thresholds_below_the_warning_level_are_valid_configs():

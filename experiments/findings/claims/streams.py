@@ -73,7 +73,7 @@ def streaming(
                 peer_table,
             ),
         ),
-        notes=_streaming_notes(runs),
+        notes=_streaming_notes(runs, acceptance),
     )
 
 
@@ -91,7 +91,11 @@ def _own_verdict(own: list[dict[str, object]]) -> Verdict:
 
 
 def _streaming_why(own: list[dict[str, object]], peer_table: pd.DataFrame, theta: float, budget: float | None) -> str:
-    unreached = peer_table[peer_table["budget"] == "not reached"]["method"].tolist() if len(peer_table) else []
+    unreached: list[str] = []
+    if len(peer_table):
+        several = peer_table["model"].nunique() > 1
+        short = peer_table[peer_table["budget"] == "not reached"]
+        unreached = [f"{r.method} ({r.model})" if several else str(r.method) for r in short.itertuples()]
     parts = [f"{r['check']}: {r['streams']} ({r['status']})" for r in own if r["decides"]]
     why = (
         f"At the default threshold ({theta:g}) and persistence, {len(parts)} checks decide: " + "; ".join(parts) + ". "
@@ -115,12 +119,35 @@ def _streaming_why(own: list[dict[str, object]], peer_table: pd.DataFrame, theta
     return why
 
 
-def _streaming_notes(runs: pd.DataFrame | None) -> tuple[str, ...]:
+def _streaming_notes(runs: pd.DataFrame | None, acceptance: pd.DataFrame) -> tuple[str, ...]:
     notes = [
-        "Missed changes count as the rest of the stream in the mean delay (censored); "
+        "Missed changes count as the rest of the stream in the mean delay (censored) and are counted beside it; "
         "'alerts by batch 2' counts a miss as a failure.",
-        "One model is streamed; the river detectors see one value (mean MSP) per batch.",
     ]
+    if runs is not None and len(runs):
+        models = sorted(set(runs["model"]))
+        clean = runs[runs["role"] == "test"].groupby("method")["batches"].sum()
+        methods = set(runs["method"])
+        notes.append(
+            f"Streamed models: {', '.join(models)}. Clean test batches per model and method: "
+            + ", ".join(f"{m} {int(n) // max(1, len(models))}" for m, n in clean.items())
+            + "; clean batches resample the held-out pool."
+        )
+        if any("per-sample" in str(m) for m in methods):
+            notes.append(
+                "The river detectors see every image's MSP in order (a batch's worth per batch) or DeepDrift's "
+                "largest tap drift per batch, each standardised on calibration values."
+            )
+        else:
+            notes.append("The river detectors see one value (mean MSP) per batch.")
+    else:
+        notes.append("One model is streamed; the river detectors see one value (mean MSP) per batch.")
+    tuned = acceptance[acceptance["check"].str.contains("tuned", regex=False)]
+    if len(tuned):
+        notes.append(
+            "A warning tuned on separate ramp and clean streams is reported on fresh ones as context; the verdict "
+            "reads the default monitor."
+        )
     if runs is None:
         notes.append(
             "Without the raw runs, 'alerts by batch 2' counts only the groups whose worst stream alerted by batch "
@@ -152,10 +179,14 @@ def _own_checks(
 
     if runs is not None:
         own = runs[runs["method"].str.startswith("DeepDrift") & (runs["setting"] == theta) & (runs["role"] == "change")]
-        sudden, ramps = own[own["kind"] == "sudden"], own[own["kind"] == "share_ramp"]
-        add("sudden change: ALERT by batch 2", int((sudden["delay"] <= SECOND_BATCH).sum()), len(sudden), True)
-        warned = int((ramps["warning_lead"] > 0).sum()) if "warning_lead" in ramps else 0
-        add("share ramp: WARNING before ALERT", warned, len(ramps), False)
+        models = sorted(set(own["model"]))
+        for model, part in own.groupby("model", sort=True):
+            prefix = f"{model}: " if len(models) > 1 else ""
+            sudden, ramps = part[part["kind"] == "sudden"], part[part["kind"] == "share_ramp"]
+            add(f"{prefix}sudden change: ALERT by batch 2", int((sudden["delay"] <= SECOND_BATCH).sum()), len(sudden),
+                True)  # fmt: skip
+            warned = int((ramps["warning_lead"] > 0).sum()) if "warning_lead" in ramps else 0
+            add(f"{prefix}share ramp: WARNING before ALERT", warned, len(ramps), False)
     else:
         sudden = delays[delays["kind"] == "sudden"]
         fast = int(sudden.loc[sudden["delay_max"] <= SECOND_BATCH, "streams"].sum())
@@ -165,8 +196,9 @@ def _own_checks(
         add("share ramp: WARNING before ALERT", warned, int(ramps["streams"].sum()), False)
     for _, row in acceptance[acceptance["check"].str.contains("WARNING before ALERT")].iterrows():
         match = _FRACTION.fullmatch(str(row["value"]).strip())
-        if match:
-            add(f"{row['model']}: {row['check']}", int(match[1]), int(match[2]), True)
+        if match:  # the default monitor decides; a warning tuned on other streams is context
+            tuned = "tuned" in str(row["check"])
+            add(f"{row['model']}: {row['check']}", int(match[1]), int(match[2]), not tuned)
     return rows
 
 
@@ -188,6 +220,8 @@ def _matched_table(curves: pd.DataFrame, matched: pd.DataFrame, runs: pd.DataFra
             continue
         reached = "not reached" if order and math.isclose(float(setting), float(order[-1])) else "matched"
         row: dict[str, object] = {"model": model, "method": method, "setting": f"{float(setting):g}", "budget": reached}
+        if len(grid):
+            row["most sensitive setting tried"] = f"{float(order[-1]):g}"
         if runs is not None:
             sel = runs[(runs["model"] == model) & (runs["method"] == method) & _same_setting(runs["setting"], setting)]
             row.update(_measured(sel))
@@ -204,9 +238,12 @@ def _measured(sel: pd.DataFrame) -> dict[str, object]:
     rate = poisson_rate(events, batches / 1000) if batches else (math.nan, math.nan)
     changes = sel[sel["role"] == "change"]
     censored = changes["delay"].fillna(changes["batches"] - changes["change"])
+    missed = int(changes["delay"].isna().sum())
     return {
+        "clean test batches": batches,
         "false alarms /1000 (test)": Estimate(1000 * events / batches if batches else math.nan, *rate),
         "detected": proportion(int(changes["delay"].notna().sum()), len(changes)) if len(changes) else "-",
+        "missed": f"{missed}/{len(changes)}",
         "mean delay (censored)": mean_interval(censored) if len(censored) else Estimate(math.nan),
     }
 
