@@ -10,10 +10,31 @@ import pandas as pd
 import torch
 
 from experiments.atomic import atomic_path
+from experiments.diffusion.comparisons import head_to_head, lead_lag_table, onset_ratios, specificity_table
 from experiments.diffusion.config import EvalSpec
+from experiments.diffusion.detectors import (
+    ANY,
+    BEST,
+    DETECTORS,
+    LOSS,
+    POOLED,
+    RANK,
+    block_tests,
+    detector_flags,
+    detector_onsets,
+    memorisation_onsets,
+    set_values,
+)
 from experiments.diffusion.figures import anatomy_heatmap, bottleneck_figure, memorisation_figure, sample_grid
-from experiments.diffusion.findings import bottleneck_finding, earlier_finding, findings_page, tracking_finding
-from experiments.diffusion.onset import bottleneck_table, drift_gaps, onset_table, summarise_onsets
+from experiments.diffusion.findings import (
+    bottleneck_finding,
+    earlier_finding,
+    external_finding,
+    findings_page,
+    markdown_table,
+    tracking_finding,
+)
+from experiments.diffusion.onset import bottleneck_table, drift_gaps, onset_table
 from experiments.figures import save_figure, write_table
 
 
@@ -23,7 +44,7 @@ def write_report(
     finals: Mapping[int, dict[str, torch.Tensor]],
     out: Mapping[str, Path],
 ) -> pd.DataFrame:
-    """Write every figure and table to its stem in ``out``; returns the onset summary.
+    """Write every figure and table to its stem in ``out``; returns the onset ratios.
 
     Args:
         evaluation: the study's measurement settings (significance level, onset rules).
@@ -40,7 +61,14 @@ def write_report(
         evaluation.onset_fraction,
         evaluation.consecutive,
     )
-    summary = summarise_onsets(onsets)
+    flags, _ = detector_flags(frames["drift"], frames["loss"], evaluation.alpha)
+    detected = detector_onsets(flags, evaluation.consecutive)
+    mem_onsets = memorisation_onsets(frames["memorisation"], evaluation.onset_fraction, evaluation.consecutive)
+    steps = np.unique(frames["memorisation"]["step"])
+    trained = steps[steps > 0]
+    first_checkpoint = int(trained.min())
+    spacing = int(np.diff(trained).min()) if trained.size > 1 else first_checkpoint
+    ratios = onset_ratios(detected, (POOLED, BEST, ANY, RANK), float(trained.max() + spacing), first_checkpoint)
     save_figure(anatomy_heatmap(gaps), out["anatomy"])
     save_figure(
         memorisation_figure(frames["memorisation"], frames["loss"], evaluation.onset_fraction), out["memorisation"]
@@ -48,17 +76,18 @@ def write_report(
     save_figure(bottleneck_figure(gaps, onsets), out["bottleneck"])
     save_figure(sample_grid(dict(finals)), out["samples"])
     write_table(
-        onsets,
+        detector_onset_table(detected, onsets, mem_onsets),
         out["onsets"],
-        float_format="%.2f",
-        caption="Onset steps (first of consecutive significant checkpoints) per block, loss gap and "
-        "memorised fraction; ratio = loss (or memorisation) onset / earliest drift onset.",
+        float_format="%.0f",
+        caption="Onset steps (first of consecutive significant checkpoints, same null-set test for all) per N, seed "
+        "and t: each detector, each block's drift (Bonferroni over blocks) and the memorised fraction.",
     )
     write_table(
-        summary,
+        ratios,
         out["onset_summary"],
         float_format="%.2f",
-        caption="Median onsets and ratios over seeds per N and t (ratio > 1: drift flags first).",
+        caption="Loss-gap onset / detector onset per N and t (> 1: the detector is earlier): median over seeds with "
+        "a bootstrap interval; censored seeds counted (loss_missing: lower bound; detector_missing: upper bound).",
     )
     write_table(
         bottleneck_table(gaps, onsets, frames["geometry"]),
@@ -67,32 +96,45 @@ def write_report(
         caption="Block separating most (largest null-corrected gap z, last checkpoint) and first, per N, t.",
     )
     _write_run_tables(frames, out)
-    _write_findings(evaluation, frames, gaps, onsets, out["findings"])
-    return summary
-
-
-def _write_findings(
-    evaluation: EvalSpec, frames: Mapping[str, pd.DataFrame], gaps: pd.DataFrame, onsets: pd.DataFrame, path: Path
-) -> None:
-    steps = np.unique(frames["memorisation"]["step"])
-    trained = steps[steps > 0]
-    first_checkpoint = int(trained.min())
-    spacing = int(np.diff(trained).min()) if trained.size > 1 else first_checkpoint
+    equal_width = block_tests(set_values(frames["drift"]), "mean_shift_k", evaluation.alpha)
+    specificity = specificity_table(gaps, flags, frames["memorisation"], (LOSS, POOLED, BEST, RANK))
     findings = [
-        bottleneck_finding(gaps, onsets),
-        earlier_finding(onsets, first_checkpoint),
-        tracking_finding(gaps, onsets, frames["memorisation"], evaluation.onset_fraction),
+        bottleneck_finding(gaps, onsets, equal_width),
+        earlier_finding(ratios, first_checkpoint),
+        tracking_finding(specificity, lead_lag_table(detected, mem_onsets, DETECTORS)),
+        external_finding(head_to_head(detected, POOLED, RANK), specificity),
     ]
     runs = frames["memorisation"].drop_duplicates(["n_train", "seed"])
     settings = (
         f"N in {sorted(int(n) for n in runs['n_train'].unique())}, seeds per N "
         f"{sorted({int(c) for c in runs.groupby('n_train')['seed'].nunique()})}, checkpoints every "
-        f"{spacing} steps from "
-        f"step {first_checkpoint}, timesteps {sorted(int(t) for t in gaps['t'].unique())}, alpha {evaluation.alpha:g} "
-        f"(Bonferroni over blocks), an onset needs {evaluation.consecutive} consecutive significant checkpoints."
+        f"{spacing} steps from step {first_checkpoint} (plus step 0, the untrained control), timesteps "
+        f"{sorted(int(t) for t in gaps['t'].unique())}, alpha {evaluation.alpha:g} per test (Bonferroni over "
+        f"blocks where the earliest block is taken), an onset needs {evaluation.consecutive} consecutive "
+        f"significant checkpoints, memorisation onset: memorised fraction >= {evaluation.onset_fraction:g}."
     )
-    with atomic_path(path.with_suffix(".md")) as tmp:
-        tmp.write_text(findings_page(findings, settings))
+    with atomic_path(out["findings"].with_suffix(".md")) as tmp:
+        tmp.write_text(findings_page(findings, settings, _lead_lag_section(detected, mem_onsets)))
+    return ratios
+
+
+def detector_onset_table(detected: pd.DataFrame, block_onsets: pd.DataFrame, mem_onsets: pd.DataFrame) -> pd.DataFrame:
+    """Wide onsets per (N, seed, t): every detector, every block and memorisation."""
+    wide = detected.pivot_table(index=["n_train", "seed", "t"], columns="detector", values="onset", dropna=False)
+    wide = wide[[d for d in DETECTORS if d in wide.columns]].reset_index()
+    wide.columns.name = None
+    blocks = block_onsets[["n_train", "seed", "t", *[c for c in block_onsets.columns if c.startswith("onset[")]]]
+    return wide.merge(blocks, on=["n_train", "seed", "t"], how="left").merge(mem_onsets, on=["n_train", "seed"])
+
+
+def _lead_lag_section(detected: pd.DataFrame, mem_onsets: pd.DataFrame) -> str:
+    table = lead_lag_table(detected, mem_onsets, DETECTORS)
+    return (
+        "## Onsets against memorisation onset, per detector and t\n\n"
+        "early: onset at or before the memorisation onset; late: after it; false_onset: an onset in a run that "
+        "never memorises; missed: memorisation without an onset; quiet: neither. median_lead: memorisation onset "
+        "minus detector onset (steps).\n\n" + markdown_table(table)
+    )
 
 
 def memorised_table(memorisation: pd.DataFrame) -> pd.DataFrame:
