@@ -196,6 +196,9 @@ def footing_figure(table: pd.DataFrame) -> plt.Figure:
     colours = dict(zip(layer_sets, sns.color_palette("colorblind", len(layer_sets)), strict=True))
     markers = dict(zip(layer_sets, "osD^", strict=False))
     offsets = np.linspace(-0.27, 0.27, max(len(layer_sets), 1))
+    lows = table["low"].to_numpy(dtype=float) if len(table) else np.array([])
+    lows = lows[np.isfinite(lows)]
+    bottom = min(0.5, np.floor((lows.min() - 0.02) * 10) / 10) if lows.size else 0.5
     with paper_context():
         fig, axes = plt.subplots(
             max(len(models), 1),
@@ -213,7 +216,7 @@ def footing_figure(table: pd.DataFrame) -> plt.Figure:
                 for i, statistic in enumerate(statistics):
                     cells = sub[sub["statistic"] == statistic]
                     if len(cells) and (cells["status"] != "ok").all():
-                        ax.text(i, 0.52, str(cells["status"].iloc[0]), rotation=90, ha="center", va="bottom",
+                        ax.text(i, bottom + 0.02, str(cells["status"].iloc[0]), rotation=90, ha="center", va="bottom",
                                 fontsize=6, color="#777777")  # fmt: skip
                         continue
                     for offset, layer_set in zip(offsets, layer_sets, strict=True):
@@ -224,12 +227,17 @@ def footing_figure(table: pd.DataFrame) -> plt.Figure:
                         ax.errorbar(i + offset, value, yerr=[[value - low], [high - value]], fmt=markers[layer_set],
                                     ms=3, color=colours[layer_set], elinewidth=0.8, capsize=1.2,
                                     label=layer_set if (row, col, i) == (0, 0, 0) else None)  # fmt: skip
-                if len(statistics) > 4:
-                    ax.axvspan(-0.5, 3.5, color="#f2f2f2", zorder=0, lw=0)  # DeepDrift's statistics on grey
+                ours = sum(s.startswith("deepdrift") for s in statistics)
+                if 0 < ours < len(statistics):
+                    ax.axvspan(-0.5, ours - 0.5, color="#f2f2f2", zorder=0, lw=0)  # DeepDrift's statistics on grey
+                    if (row, col) == (0, 0):
+                        ax.text((ours - 1) / 2, 1.0, "DeepDrift", ha="center", va="top", fontsize=6, color="#555555")
+                        ax.text((ours + len(statistics) - 1) / 2, 1.0, "peers", ha="center", va="top", fontsize=6,
+                                color="#555555")  # fmt: skip
                 ax.set(
                     title=f"{model}, batch {batch_size}",
                     ylabel="mean AUROC" if col == 0 else "",
-                    ylim=(0.5, 1.005),
+                    ylim=(bottom, 1.01),
                     xlim=(-0.6, len(statistics) - 0.4),
                 )
                 ax.set_xticks(range(len(statistics)), [STATISTIC_LABELS.get(s, s) for s in statistics], rotation=55,

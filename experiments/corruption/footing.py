@@ -70,10 +70,9 @@ def statistic_status(statistic: str, batch_size: int) -> str:
 def _split(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
     """``(clean (n_clean,), shifted (cells, n_shifted))`` of one score column at one batch size."""
     clean = frame[frame["corruption"] == "clean"].sort_values("batch")[column].to_numpy(dtype=float)
-    wide = frame[frame["corruption"] != "clean"].pivot_table(
-        index=["corruption", "severity"], columns="batch", values=column, dropna=False
-    )
-    return clean, wide.to_numpy(dtype=float)
+    shifted = frame[frame["corruption"] != "clean"]
+    wide = shifted.groupby(["corruption", "severity", "batch"], sort=True)[column].first().unstack("batch")
+    return clean, wide.to_numpy(dtype=float)  # observed cells only (a cell left out is not re-created as NaN)
 
 
 def summed_pairs(clean: np.ndarray, shifted: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import pandas as pd
 from experiments.atomic import atomic_path, write_csv
 from experiments.corruption.config import CorruptionConfig
 from experiments.corruption.figures import detection_figure, footing_figure, mri_figure, severity_figure
-from experiments.corruption.footing import footing_markdown_frame, footing_table
+from experiments.corruption.footing import STATISTIC_LABELS, footing_markdown_frame, footing_table
 from experiments.corruption.images import build_corrupted_set, load_entry, load_manifest, test_split_images
 from experiments.corruption.measure import measure_model
 from experiments.corruption.summary import (
@@ -216,6 +216,8 @@ def _write_footing(
     with atomic_path(Path(out["footing"]).with_suffix(".md")) as tmp:  # Markdown for reading: one column per layer set
         wide = footing_markdown_frame(table).to_markdown(index=False) if not table.empty else ""
         tmp.write_text(wide, encoding="utf-8", newline="\n")
+    if not versus.empty:
+        versus = versus.assign(**{"best peer": versus["best peer"].map(lambda s: STATISTIC_LABELS.get(s, s))})
     write_table(
         versus,
         out["footing_versus"],

@@ -127,7 +127,7 @@ def _scores(model: str = "m") -> pd.DataFrame:
     rng = np.random.default_rng(7)
     rows = []
     for batch_size in (1, 8):
-        for corruption, severity, shift in (("clean", 0, 0.0), ("fog", 1, 3.0), ("saturate", 1, 0.0)):
+        for corruption, severity, shift in (("clean", 0, 0.0), ("fog", 3, 3.0), ("snow", 1, 3.0), ("saturate", 1, 0.0)):
             n = 40 if corruption == "clean" else 20
             for b in range(n):
                 row = {"corruption": corruption, "family": "x", "severity": severity, "batch_size": batch_size}
@@ -148,7 +148,7 @@ def test_footing_table_separates_layers_marks_unscored_cells_and_drops_identitie
     ok = table[table["status"] == "ok"].set_index(["batch_size", "statistic", "layers"])
     assert ok.loc[(8, "deepdrift", "last tap"), "auroc"] > 0.95  # only tap b moves
     assert ok.loc[(8, "deepdrift", "penultimate"), "auroc"] < 0.8
-    assert (ok["cells"] == 1).all()  # saturate left out
+    assert (ok["cells"] == 2).all()  # saturate left out, and no empty (fog, 1) / (snow, 3) cell made up
     assert (ok["low"] <= ok["auroc"]).all() and (ok["auroc"] <= ok["high"]).all()
     at_1 = table[(table["batch_size"] == 1) & (table["statistic"] == "ks")]
     assert at_1["status"].eq("degenerate").all() and at_1["auroc"].isna().all()
