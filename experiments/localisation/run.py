@@ -16,7 +16,7 @@ from experiments.atomic import write_csv, write_npz
 from experiments.data import DataSpec
 from experiments.data.spec import split_dataset
 from experiments.data.study_images import StudyImages, study_images
-from experiments.features import FeatureSet, extract_features, tap_order
+from experiments.features import FeatureSet, extract_features, tap_order, torch_threads
 from experiments.figures import save_figure, write_table
 from experiments.localisation.config import FaultStudyConfig
 from experiments.localisation.corruption_modes import corruption_mode_table, corruption_modes
@@ -117,7 +117,9 @@ def run_model(
     taps = LayerTaps(model, layers=names).taps
     calib = extract_features(model, images.calib, names)
     scorer = fit_scorer(calib)
-    with torch.random.fork_rng():  # the peers draw nothing from torch's global generator; make sure of it
+    # the peers draw nothing from torch's global generator (make sure of it) and fit on one thread, so their
+    # float64 fits are the same bytes whatever the rule's thread grant
+    with torch.random.fork_rng(), torch_threads(1):
         calib_labels = split_dataset(data, "test", data.splits().calib, spec.in_chans).tensors[1]
         peers = _fit_peers(cfg, calib, calib_labels, spec.key)
     sites = find_sites(model, names, images.calib[:8], cfg.n_depths, cfg.per_segment)
