@@ -207,3 +207,20 @@ def test_the_peers_claim_separates_statistic_from_layers() -> None:
     assert worse.verdict is Verdict.NOT_SUPPORTED
     layers = worse.tables[1].frame.set_index("statistic")
     assert layers.loc["Mahalanobis", "all taps (max)"] > layers.loc["Mahalanobis", "penultimate"] + 0.2
+
+
+def test_the_tables_own_status_marks_unscored_peers_once() -> None:
+    from experiments.findings.claims import beats_peers
+
+    auroc = pd.DataFrame(
+        {
+            "model": ["m"] * 4,
+            "method": ["DeepDrift (max)", "Mahalanobis", "MMD (torchdrift)", "KS (torchdrift)"],
+            "batch_size": [1] * 4,
+            "mean": [0.9, 0.8, np.nan, np.nan],
+            "status": ["ok", "ok", "undefined", "degenerate"],
+        }
+    )
+    row = beats_peers(auroc).tables[0].frame.iloc[0]
+    assert row["best peer"] == "Mahalanobis"
+    assert row["not compared"] == "MMD (torchdrift) undefined, KS (torchdrift) degenerate"

@@ -161,6 +161,13 @@ def _peer_rows(
 def _best_peer(cell: pd.DataFrame, batch_size: int) -> tuple[pd.Series | None, list[str]]:
     """The peer with the highest mean AUROC in one cell (None if none is eligible), and the peers not compared."""
     peers = cell[~cell["method"].str.startswith("DeepDrift")]
+    if "status" in peers.columns:  # the study table says which cells it did not score, and why
+        marked = peers["status"].fillna("ok") != "ok"
+        excluded = [f"{m} {st}" for m, st in zip(peers["method"], peers["status"], strict=True) if st != "ok"]
+        excluded += [f"{m} undefined" for m, v, k in zip(peers["method"], peers["mean"], marked, strict=True)
+                     if pd.isna(v) and not k]  # fmt: skip
+        eligible = peers[peers["mean"].notna() & ~marked]
+        return (eligible.loc[eligible["mean"].idxmax()] if len(eligible) else None), excluded
     excluded = [f"{m} degenerate" for m in peers["method"] if batch_size in DEGENERATE.get(m, frozenset())]
     excluded += [f"{m} undefined" for m, v in zip(peers["method"], peers["mean"], strict=True) if pd.isna(v)]
     degenerate = peers["method"].map(lambda m, b=batch_size: b in DEGENERATE.get(m, frozenset()))
