@@ -194,3 +194,38 @@ def sample_grid(finals: dict[int, dict[str, torch.Tensor]], n_show: int = 8) -> 
 def _to_image(x: torch.Tensor) -> np.ndarray:
     img = ((x.float() + 1.0) / 2.0).clamp(0, 1)
     return img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
+
+
+def detector_onset_figure(
+    detected: pd.DataFrame, mem_onsets: pd.DataFrame, order: list[str], horizon: float
+) -> plt.Figure:
+    """Per t: onset step of each detector (rows) for every run, coloured by N, with memorisation onset on top.
+
+    Runs without an onset sit at ``horizon`` (the first step after the last checkpoint, dotted), so censored seeds
+    are visible rather than dropped.
+    """
+    ts, sizes = sorted(detected["t"].unique()), sorted(detected["n_train"].unique())
+    colours = dict(zip(sizes, sns.color_palette("viridis", len(sizes)), strict=True))
+    mem = mem_onsets.assign(detector="memorisation")
+    rows = ["memorisation", *order]
+    edge = float(horizon)
+    with paper_context():
+        fig, axes = plt.subplots(
+            1, len(ts), figsize=(3.0 * len(ts) + 1.2, 0.32 * len(rows) + 1.0), squeeze=False, sharey=True,
+            constrained_layout=True,
+        )  # fmt: skip
+        for ax, t in zip(axes[0], ts, strict=True):
+            panel = pd.concat(
+                [detected[detected["t"] == t], mem.rename(columns={"memorisation_onset": "onset"})], ignore_index=True
+            )
+            for k, n in enumerate(sizes):
+                sub = panel[(panel["n_train"] == n) & panel["detector"].isin(rows)]
+                y = sub["detector"].map({d: i for i, d in enumerate(rows)}) + (k - (len(sizes) - 1) / 2) * 0.18
+                x = sub["onset"].fillna(edge)
+                ax.scatter(x, y, s=12, color=colours[n], label=f"N = {n}", alpha=0.85, linewidths=0)
+            ax.axvline(edge, color="grey", lw=0.5, ls=":")
+            ax.set_yticks(range(len(rows)), rows)
+            ax.set(title=f"t = {t}", xlabel="onset step (dotted: none)", xlim=(-0.04 * edge, 1.04 * edge))
+        axes[0][0].set_ylim(len(rows) - 0.5, -0.5)  # memorisation on top
+        axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7)
+    return fig

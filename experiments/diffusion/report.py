@@ -25,7 +25,13 @@ from experiments.diffusion.detectors import (
     memorisation_onsets,
     set_values,
 )
-from experiments.diffusion.figures import anatomy_heatmap, bottleneck_figure, memorisation_figure, sample_grid
+from experiments.diffusion.figures import (
+    anatomy_heatmap,
+    bottleneck_figure,
+    detector_onset_figure,
+    memorisation_figure,
+    sample_grid,
+)
 from experiments.diffusion.findings import (
     bottleneck_finding,
     earlier_finding,
@@ -68,13 +74,15 @@ def write_report(
     trained = steps[steps > 0]
     first_checkpoint = int(trained.min())
     spacing = int(np.diff(trained).min()) if trained.size > 1 else first_checkpoint
-    ratios = onset_ratios(detected, (POOLED, BEST, ANY, RANK), float(trained.max() + spacing), first_checkpoint)
+    horizon = float(trained.max() + spacing)
+    ratios = onset_ratios(detected, (POOLED, BEST, ANY, RANK), horizon, first_checkpoint)
     save_figure(anatomy_heatmap(gaps), out["anatomy"])
     save_figure(
         memorisation_figure(frames["memorisation"], frames["loss"], evaluation.onset_fraction), out["memorisation"]
     )
     save_figure(bottleneck_figure(gaps, onsets), out["bottleneck"])
     save_figure(sample_grid(dict(finals)), out["samples"])
+    save_figure(detector_onset_figure(detected, mem_onsets, list(DETECTORS), horizon), out["detectors"])
     write_table(
         detector_onset_table(detected, onsets, mem_onsets),
         out["onsets"],

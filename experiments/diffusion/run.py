@@ -37,8 +37,8 @@ EVALUATE_INPUTS = ("manifest",)
 EVALUATE_OUTPUTS = (*DIFFUSION_FRAMES, "samples")
 REPORT_INPUTS = (*DIFFUSION_FRAMES, "samples")
 REPORT_OUTPUTS = (
-    "anatomy", "memorisation", "bottleneck", "samples", "onsets", "onset_summary", "bottleneck_blocks", "memorised",
-    "blocks", "findings",
+    "anatomy", "memorisation", "bottleneck", "samples", "detectors", "onsets", "onset_summary", "bottleneck_blocks",
+    "memorised", "blocks", "findings",
 )  # fmt: skip
 
 

@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 
-from experiments.diffusion.figures import bottleneck_figure
+from experiments.diffusion.figures import bottleneck_figure, detector_onset_figure
 
 BLOCKS = ["down_blocks.0", "mid_block", "up_blocks.0"]
 
@@ -46,3 +46,21 @@ def test_bottleneck_figure_without_any_onset_says_so():
     fig = bottleneck_figure(*_tables(set()))
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert "no significant onset" in texts
+
+
+def test_detector_onset_figure_puts_missing_onsets_on_the_horizon():
+    detected = pd.DataFrame(
+        [
+            {"detector": det, "n_train": n, "seed": s, "t": t, "onset": onset}
+            for det, onset in (("loss gap", 1000.0), ("drift, pooled", np.nan))
+            for n in (10, 100)
+            for s in (0, 1)
+            for t in (50, 200)
+        ]
+    )
+    mem = pd.DataFrame([{"n_train": n, "seed": s, "memorisation_onset": 500.0} for n in (10, 100) for s in (0, 1)])
+    fig = detector_onset_figure(detected, mem, ["loss gap", "drift, pooled"], horizon=4500.0)
+    axes = fig.get_axes()
+    assert len(axes) == 2 and next(t.get_text() for t in axes[0].get_yticklabels()) == "memorisation"
+    pooled = [c.get_offsets()[:, 0] for c in axes[0].collections]
+    assert any(np.isclose(x, 4500.0).any() for x in pooled)

@@ -51,6 +51,7 @@ rule diffusion_report:
         memorisation=figure_outputs("diffusion_memorisation"),
         bottleneck=figure_outputs("diffusion_bottleneck"),
         samples=figure_outputs("diffusion_samples"),
+        detectors=figure_outputs("diffusion_detectors"),
         onsets=table_outputs("diffusion_onsets"),
         onset_summary=table_outputs("diffusion_onset_summary"),
         bottleneck_blocks=table_outputs("diffusion_bottleneck_blocks"),
