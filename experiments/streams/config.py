@@ -68,9 +68,9 @@ class StreamStudyConfig:
     pre: tuple[int, int] = (20, 60)
     post: int = 60
     ramp: int = 30
-    clean_streams: int = 3
+    clean_streams: int = 10
     clean_length: int = 1000
-    window_clean_streams: int | None = None
+    window_clean_streams: int | None = 2
     theta_high: tuple[float, ...] = (1.75, 2.0, 2.5, 3.0, 4.0, 6.0)
     adwin_delta: tuple[float, ...] = (1e-5, 0.001, 0.01, 0.05, 0.2, 0.5, 0.9, 0.99, 0.999)
     ph_threshold: tuple[float, ...] = (200.0, 100.0, 50.0, 30.0, 20.0, 15.0, 10.0, 7.0, 5.0)
