@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from deepdrift import CalibrationConfig
 from experiments.atomic import atomic_path, write_csv
 from experiments.corruption.config import CorruptionConfig
 from experiments.corruption.figures import detection_figure, footing_figure, mri_figure, severity_figure
@@ -147,7 +148,7 @@ def corruption_report(
     save_figure(detection_figure(results), out["detection_figure"])
     model_metrics = {m: json.loads(Path(p).read_text()) for m, p in metrics.items()}
     _write_tables(out, results, layers, correlation, clean_accuracy_table(model_metrics, acc),
-                  len(study.corruptions), study.profile_batch_size, note)  # fmt: skip
+                  len(study.corruptions), study.profile_batch_size, note + _reference_note(study))  # fmt: skip
     _write_footing(out, raw_scores(scores), identity, note)
     logger.info("report written for models %s", list(scores))
     return results
@@ -194,6 +195,21 @@ def _write_tables(
         correlation,
         out["drift_accuracy"],
         caption=f"Spearman correlation of accuracy drop with mean drift at batch {batch_size}.",
+    )
+
+
+def _reference_note(study: CorruptionConfig) -> str:
+    """Which reference each shipped detector is fitted on (they differ; corruption_footing equalises them)."""
+    bounded = [
+        f"{name.upper()} {options['reference_size']}"
+        for name, options in study.method_options.items()
+        if name in study.methods and "reference_size" in options
+    ]
+    return (
+        " Detectors as shipped, on unequal references: pytorch-ood's on every calibration image, DeepDrift on"
+        f" {1 - CalibrationConfig().holdout_fraction:.0%} of them (the rest is its null)"
+        + (f", torchdrift's on a bounded subset ({', '.join(bounded)} images)" if bounded else "")
+        + "; corruption_footing compares every statistic on the same layers and reference rows."
     )
 
 
