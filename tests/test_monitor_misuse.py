@@ -164,7 +164,7 @@ def test_another_input_size_than_the_calibration_warns(calibrated):
 
 # ------------------------------------------------------------------------------------------------------ warnings
 def test_tiny_calibration_warns_with_the_minimum(small_cnn):
-    with pytest.warns(DeepDriftWarning, match="at least 512"):
+    with pytest.warns(DeepDriftWarning, match="at least 1000"):
         DeepDriftMonitor(small_cnn, n_null_draws=500).calibrate(clean_batches(3, seed=1))
 
 

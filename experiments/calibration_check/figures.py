@@ -45,27 +45,31 @@ def tail_figure(tail: pd.DataFrame, sizes: pd.DataFrame) -> plt.Figure:
     95% intervals and the 2x acceptance line. Right: the 3-sigma multiple against calibration size."""
     models = list(dict.fromkeys(tail["model"]))
     palette = dict(zip(models, sns.color_palette("colorblind", len(models)), strict=True))
-    levels = [("2", "2"), ("3", "3"), ("3_5", "3.5")]
+    levels = [("2", "2", 0.35), ("3", "3", 0.7), ("3_5", "3.5", 1.0)]
     with paper_context():
-        fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.6), constrained_layout=True)
+        fig, axes = plt.subplots(
+            1, 2, figsize=(7.6, 2.8), constrained_layout=True, gridspec_kw={"width_ratios": (1.35, 1.0)}
+        )
         ax = axes[0]
         cells = list(tail[["model", "batch_size"]].itertuples(index=False, name=None))
         width = 0.8 / len(levels)
-        for i, (tag, label) in enumerate(levels):
+        for i, (tag, label, alpha) in enumerate(levels):
             x = np.arange(len(cells)) + (i - 1) * width
             y = tail[f"ratio_{tag}"].to_numpy()
             err = [y - tail[f"ratio_{tag}_lo"].to_numpy(), tail[f"ratio_{tag}_hi"].to_numpy() - y]
-            colours = [palette[m] for m, _ in cells]
-            ax.bar(x, y, width=width * 0.9, color=colours, alpha=(0.45, 0.85, 1.0)[i], edgecolor="none")
+            ax.bar(x, y, width=width * 0.9, color=[palette[m] for m, _ in cells], alpha=alpha, edgecolor="none")
             ax.errorbar(x, y, yerr=err, fmt="none", ecolor="black", elinewidth=0.6, capsize=1.5)
-            ax.text(x[0], 0.05, label, ha="center", va="bottom", fontsize=5.5, rotation=90)
+            ax.bar([np.nan], [np.nan], color="grey", alpha=alpha, label=rf"{label} $\sigma$")
         ax.axhline(1.0, color="black", lw=0.6, ls="--")
-        ax.axhline(2.0, color="#c8423b", lw=0.8, ls=":")
-        ax.set_xticks(np.arange(len(cells)), [f"{m}\nB={b}" for m, b in cells], fontsize=6)
-        ax.set(ylabel="clean exceedance / normal tail", title=r"exceedance of 2, 3, 3.5 $\sigma$ (bars, left to right)")
+        ax.axhline(2.0, color="#c8423b", lw=0.8, ls=":", label="2x bar")
+        ax.set_xticks(np.arange(len(cells)), [f"{m}\nB={b}" for m, b in cells], fontsize=5.5)
+        ax.set(ylabel="clean exceedance / normal tail", title="clean exceedance by sigma level")
+        ax.legend(frameon=False, fontsize=6, loc="upper right", ncol=2)
         sns.despine(ax=ax)
         ax = axes[1]
         if len(sizes):
+            styles = ("-", "--", ":", "-.")
+            batch_sizes = sorted(sizes["batch_size"].unique())
             for (model, batch_size), group in sizes.groupby(["model", "batch_size"], sort=False):
                 group = group.sort_values("n_calib")
                 ax.errorbar(
@@ -73,15 +77,22 @@ def tail_figure(tail: pd.DataFrame, sizes: pd.DataFrame) -> plt.Figure:
                     group["ratio_3"],
                     yerr=[group["ratio_3"] - group["ratio_3_lo"], group["ratio_3_hi"] - group["ratio_3"]],
                     color=palette.get(model, "grey"),
-                    ls=("-", "--", ":", "-.")[sorted(sizes["batch_size"].unique()).index(batch_size) % 4],
+                    ls=styles[batch_sizes.index(batch_size) % len(styles)],
                     marker="o",
                     ms=2.5,
                     lw=1.0,
                     capsize=1.5,
                     label=f"{model} B={batch_size}",
                 )
+            ticks = sorted(sizes["n_calib"].unique())
             ax.set_xscale("log")
-            ax.legend(frameon=False, fontsize=5.5, ncol=2)
+            ax.set_yscale("log", nonpositive="clip")
+            ax.set_xticks(ticks, [str(int(n)) for n in ticks])
+            ax.xaxis.set_minor_locator(plt.NullLocator())
+            ax.yaxis.set_minor_locator(plt.NullLocator())
+            ax.set_yticks([0.25, 0.5, 1, 2, 5, 10, 20, 50], ["0.25", "0.5", "1", "2", "5", "10", "20", "50"])
+            ax.set_ylim(0.2, 60)
+            ax.legend(frameon=False, fontsize=5.5, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         ax.axhline(1.0, color="black", lw=0.6, ls="--")
         ax.axhline(2.0, color="#c8423b", lw=0.8, ls=":")
         ax.set(xlabel="calibration images", ylabel=r"exceedance of 3 $\sigma$ / normal tail", title="calibration size")
