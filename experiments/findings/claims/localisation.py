@@ -19,10 +19,10 @@ from experiments.findings.finding import Finding, Table, Verdict
 from experiments.findings.intervals import Estimate, cluster_rate, proportion
 
 LOCALISATION_QUOTES = (
-    "faults that cost >= 2 accuracy points are detected in 99-100% of batches of 16, and the first drifting tap is "
-    "the faulted one in 99% (ResNet-20), 97% (small ViT) and 96% (small CNN) of them",
+    "faults that cost >= 2 accuracy points are detected in 99-100% of batches of 16, and the first drifting tap is the "
+    "faulted one in 96% (small CNN, 95% interval 91-100%), 96% (ResNet-20, 92-99%) and 95% (small ViT, 92-97%) of them",
 )
-README_ONSET: Mapping[str, float] = {"resnet": 0.99, "vit": 0.97, "cnn": 0.96}
+README_ONSET: Mapping[str, float] = {"cnn": 0.96, "resnet": 0.96, "vit": 0.95}
 """The README's onset figures per model key (>= 2-point subset, batch 16)."""
 README_DETECTED = 0.99
 """The README's detection figure on the same subset (the lower end of "99-100%")."""
