@@ -60,7 +60,7 @@ def calibrated_sigma(
         claim="Drift is ~N(0, 1) on clean data at every layer and batch size",
         quotes=SIGMA_QUOTES,
         verdict=combine(passed),
-        why=_sigma_why(contract, rows, passed, exceeded, limit),
+        why=_sigma_why(contract, rows, passed, exceeded, limit, split_bootstrap=tail is not None),
         summary=summary,
         tables=(Table(caption, _sigma_table(rows)),),
         notes=_sigma_notes(drift, tail, sizes),
@@ -159,21 +159,36 @@ def _sigma_table(rows: list[dict[str, object]]) -> pd.DataFrame:
 
 
 def _sigma_why(
-    contract: pd.DataFrame, rows: list[dict[str, object]], passed: list[bool], exceeded: int, limit: float
+    contract: pd.DataFrame,
+    rows: list[dict[str, object]],
+    passed: list[bool],
+    exceeded: int,
+    limit: float,
+    split_bootstrap: bool = False,
 ) -> str:
     held = [f"{r['model']} B={r['batch size']}" for r, ok in zip(rows, passed, strict=True) if ok]
     unresolved = len(passed) - sum(passed) - exceeded
+    interval = (
+        "a 95% two-stage bootstrap interval (calibration splits, then batches)"
+        if split_bootstrap
+        else "a 95% Clopper-Pearson interval"
+    )
+    above_nominal = sum(
+        1 for r in rows if r.get("status") == "unresolved" and getattr(r.get("x nominal at 3"), "low", 0.0) > 1.0
+    )
+    spans = (
+        "the calibration splits disagree too much to place the tail on either side of twice nominal "
+        f"({above_nominal} of these intervals lie wholly above nominal). "
+        if split_bootstrap
+        else "too few clean batches to tell a 0.135% tail from one twice as heavy. "
+    )
     return (
         f"The acceptance bar (issue 12) is exceedance above 3 sigma within {TAIL_FACTOR:g}x the normal tail "
-        f"({100 * _nominal(3.0):.3f}%, so at most {100 * limit:.2f}%) by the upper end of a 95% Clopper-Pearson "
-        f"interval, in every model and batch size. It holds in {sum(passed)} of {len(passed)} cells"
+        f"({100 * _nominal(3.0):.3f}%, so at most {100 * limit:.2f}%) by the upper end of {interval}, in every model "
+        f"and batch size. It holds in {sum(passed)} of {len(passed)} cells"
         + (f" ({', '.join(held)})" if held else "")
         + f"; the whole interval lies above the bar in {exceeded}"
-        + (
-            f", and spans it in {unresolved}: too few clean batches to tell a 0.135% tail from one twice as heavy. "
-            if unresolved
-            else ". "
-        )
+        + (f", and spans it in {unresolved}: {spans}" if unresolved else ". ")
         + _readme_sigma_figures(contract)
     )
 
