@@ -133,18 +133,3 @@ def _shape(geo: pd.DataFrame, block: str) -> str:
         return ""
     row = geo.loc[block]
     return f"{int(row['channels'])}ch {int(row['height'])}x{int(row['width'])}"
-
-
-def summarise_onsets(onsets: pd.DataFrame) -> pd.DataFrame:
-    """Median onsets and ratios over seeds per (N, t), with how many seeds had each onset at all."""
-    agg = onsets.groupby(["n_train", "t"]).agg(
-        seeds=("seed", "nunique"),
-        drift_onset=("drift_onset", "median"),
-        drift_found=("drift_onset", lambda s: int(s.notna().sum())),
-        loss_onset=("loss_onset", "median"),
-        loss_found=("loss_onset", lambda s: int(s.notna().sum())),
-        memorisation_onset=("memorisation_onset", "median"),
-        ratio_loss_drift=("ratio_loss_drift", "median"),
-        ratio_mem_drift=("ratio_mem_drift", "median"),
-    )
-    return agg.reset_index().replace({np.inf: np.nan})
