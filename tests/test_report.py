@@ -37,7 +37,7 @@ def saved_run(tmp_path_factory) -> Path:
     for x in clean_batches(10, seed=2):
         monitor.step(x)
     for k, x in enumerate(clean_batches(16, seed=3)):
-        monitor.step(x + 0.02 * k)
+        monitor.step(x + 0.03 * k)
     for x in clean_batches(8, seed=4):
         monitor.step(x * 1.5 + 0.8)
     for x in clean_batches(8, seed=5):
