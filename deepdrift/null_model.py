@@ -131,9 +131,7 @@ class CombinedNull:
         return float(np.log(_rank_fraction(self.sorted_min_log_p, min_log_p)))
 
 
-def bonferroni_tail(
-    min_log_p: np.ndarray | float, log_p_junction: np.ndarray | float, n_statistics: int
-) -> np.ndarray:
+def bonferroni_tail(min_log_p: np.ndarray | float, log_p_junction: np.ndarray | float, n_statistics: int) -> np.ndarray:
     """Combined log p-value below the min-p junction: ``log min(p_junction, K * min p)``.
 
     The union bound ``P(min_k p_k <= m) <= K * m`` holds for any dependence between the ``K`` statistics, so the
