@@ -56,7 +56,7 @@ def replay_monitor(
         config: FSM thresholds.
         calibration_batch: batch size of the calibration pass (statistics are exact either way).
     """
-    net = ReplayNet(widths)
+    net = ReplayNet(widths).eval()  # no parameters, but a training-mode module makes the monitor warn
     layers_map = {label: f"t{i}" for i, label in enumerate(labels)}
     monitor = DeepDriftMonitor(net, drift_config=config, layers_map=layers_map)
     monitor.calibrate(calib_packed.split(calibration_batch), progress=False)
