@@ -58,7 +58,7 @@ def curves_figure(curve: pd.DataFrame, budget: float) -> plt.Figure:
                 if i == len(models) - 1:
                     ax.set_xlabel("false alarms / 1000 clean batches")
                 if j == 0:
-                    ax.set_ylabel("delay, a miss = rest of stream (batches)")
+                    ax.set_ylabel("delay (batches),\na miss = rest of stream")
                 sns.despine(ax=ax)
         handles, labels = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncol=min(3, len(methods)), frameon=False, fontsize=7)
