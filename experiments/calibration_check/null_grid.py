@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from deepdrift import LayerTaps
 from deepdrift.scores import DriftScorer
+from experiments.features import extract_features
 
 TAIL_LEVELS = (2.0, 3.0, 3.5)
 """Sigma levels whose clean exceedance is counted."""
@@ -47,18 +47,12 @@ class TapFeatures:
         return {name: x[index] for name, x in self.features.items()}
 
 
-@torch.no_grad()
 def tap_features(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> TapFeatures:
     """One forward pass over ``images`` with the taps a default ``DeepDriftMonitor(model)`` would choose."""
-    model.eval()
     taps = LayerTaps(model)
-    parts: dict[str, list[torch.Tensor]] = {}
-    for start in tqdm(range(0, len(images), batch_size), desc="tap features", disable=None, leave=False):
-        _, pooled = taps.run(lambda s=start: model(images[s : s + batch_size]))
-        for name, value in pooled.items():
-            parts.setdefault(name, []).append(value)
+    pooled = extract_features(model, images, taps, batch_size=batch_size, desc="tap features").taps
     return TapFeatures(
-        features={name: torch.cat(chunks) for name, chunks in parts.items()},
+        features=pooled,
         depth={tap.name: float(tap.depth) for tap in taps.taps},
         zone={tap.name: str(tap.zone) for tap in taps.taps},
     )

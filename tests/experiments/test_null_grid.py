@@ -7,9 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from library_fixtures import clean_batches
+from library_fixtures import clean_batches, make_small_cnn
 from scipy import stats
-from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from deepdrift import DeepDriftMonitor
@@ -26,21 +25,9 @@ from experiments.calibration_check.null_grid import (
 from experiments.calibration_check.tail_summary import nominal, tail_table, two_stage_rate
 
 
-def _classifier() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(8, 8, 3, padding=1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(8, 4),
-    ).eval()
-
-
 def test_stored_features_score_what_the_monitor_scores_bit_for_bit():
-    model = _classifier()
+    torch.manual_seed(0)
+    model = make_small_cnn().eval()
     images = torch.cat(clean_batches(12, batch_size=32, seed=3))
     taps = tap_features(model, images, batch_size=64)
     calib, heldout = split_pool(len(images), 256, seed=1)
