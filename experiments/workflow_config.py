@@ -21,6 +21,7 @@ from experiments.corruption.config import CorruptionConfig
 from experiments.data.spec import DataSpec
 from experiments.diffusion.config import DiffusionStudyConfig
 from experiments.localisation.config import FaultStudyConfig
+from experiments.mode_truth.config import ModeTruthConfig
 from experiments.models.zoo import ModelSpec
 from experiments.streams.config import StreamStudyConfig
 
@@ -39,7 +40,7 @@ class WorkflowConfig:
         threads: threads of the multi-threaded jobs.
         models: the classifiers the studies share, by key.
         data: the classifier studies' images.
-        calibration, corruption, diffusion, faults, streams: the studies.
+        calibration, corruption, diffusion, faults, streams, mode_truth: the studies.
     """
 
     config_set: str
@@ -52,6 +53,7 @@ class WorkflowConfig:
     diffusion: DiffusionStudyConfig
     faults: FaultStudyConfig
     streams: StreamStudyConfig
+    mode_truth: ModeTruthConfig
     data: DataSpec = field(default_factory=DataSpec)
 
     def __post_init__(self) -> None:
@@ -61,6 +63,7 @@ class WorkflowConfig:
             "corruption.models": self.corruption.models,
             "faults.models": self.faults.models,
             "streams.models": self.streams.models,
+            "mode_truth.models": self.mode_truth.models,
         }
         for where, keys in studies.items():
             missing = [k for k in keys if k not in self.models]

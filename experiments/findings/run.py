@@ -42,9 +42,18 @@ TABLE_FILES: Mapping[str, str] = {
     "streams_acceptance": "streams_monitor_acceptance.csv",
 }
 """The study tables the claims read, by input name (files in the config set's figures folder)."""
+MODE_TRUTH_FILES: Mapping[str, str] = {
+    "mode_truth_recall": "mode_truth_recall.csv",
+    "mode_truth_natural": "mode_truth_natural.csv",
+    "mode_truth_mechanism": "mode_truth_mechanism.csv",
+    "mode_truth_streams": "mode_truth_streams.csv",
+}
+"""The mode-truth study's tables (claim 3's independent ground truth); without them claim 3 reads the fault list."""
 RAW_INPUTS = ("contract_drift", "fault_verdicts", "corruption_scores", "stream_runs")
 """The raw results the intervals read (under the config set's results folder)."""
-INPUTS = (*TABLE_FILES, *RAW_INPUTS)
+INPUTS = (*TABLE_FILES, *RAW_INPUTS, *MODE_TRUTH_FILES)
+OPTIONAL_INPUTS = frozenset(MODE_TRUTH_FILES)
+"""Inputs a caller may leave out (all of them or none)."""
 OUTPUTS = ("findings", "summary")
 
 
@@ -66,7 +75,15 @@ def judge(tables: Mapping[str, pd.DataFrame], raw: Raw = Raw(), budget: float | 
     return [
         calibrated_sigma(t["contract"], raw.contract_drift, t.get("contract_tail"), t.get("contract_sizes")),
         fault_localisation(t["faults_accuracy"], t["faults_list"], raw.fault_verdicts),
-        mode_diagnosis(t["faults_accuracy"], t["faults_confusion"], t["faults_list"]),
+        mode_diagnosis(
+            t["faults_accuracy"],
+            t["faults_confusion"],
+            t["faults_list"],
+            t.get("mode_truth_recall"),
+            t.get("mode_truth_natural"),
+            t.get("mode_truth_mechanism"),
+            t.get("mode_truth_streams"),
+        ),
         beats_peers(
             t["corruption_auroc"],
             t["corruption_layer_auroc"],
@@ -94,7 +111,8 @@ def write(findings: list[Finding], config_set: str, page: str | Path, summary: s
 
 
 def _read_tables(paths: Mapping[str, Files]) -> dict[str, pd.DataFrame]:
-    return {name: pd.read_csv(paths[name]) for name in TABLE_FILES}
+    names = [*TABLE_FILES, *(n for n in MODE_TRUTH_FILES if n in paths)]
+    return {name: pd.read_csv(paths[name]) for name in names}
 
 
 def run(cfg: WorkflowConfig, inputs: Mapping[str, Files], outputs: Mapping[str, Files]) -> list[Finding]:
@@ -105,7 +123,8 @@ def run(cfg: WorkflowConfig, inputs: Mapping[str, Files], outputs: Mapping[str, 
         inputs: every name of :data:`INPUTS` (``corruption_scores``: one file per model of ``corruption.models``).
         outputs: ``findings`` (the page) and ``summary`` (a table).
     """
-    given = checked(inputs, INPUTS, "input", "findings")
+    declared = INPUTS if OPTIONAL_INPUTS & set(inputs) else tuple(n for n in INPUTS if n not in OPTIONAL_INPUTS)
+    given = checked(inputs, declared, "input", "findings")
     out = output_paths(outputs, OUTPUTS, "findings")
     scores = by_model(given["corruption_scores"], cfg.corruption.models, "findings input 'corruption_scores'")
     raw = Raw(
@@ -122,4 +141,5 @@ def run(cfg: WorkflowConfig, inputs: Mapping[str, Files], outputs: Mapping[str, 
 def from_folder(figures_dir: str | Path, budget: float | None = None) -> list[Finding]:
     """The claims judged on a folder of study tables alone (no raw results: intervals where counts allow)."""
     folder = Path(figures_dir)
-    return judge({name: pd.read_csv(folder / file) for name, file in TABLE_FILES.items()}, Raw(), budget)
+    files = {**TABLE_FILES, **{n: f for n, f in MODE_TRUTH_FILES.items() if (folder / f).is_file()}}
+    return judge({name: pd.read_csv(folder / file) for name, file in files.items()}, Raw(), budget)

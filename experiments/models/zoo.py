@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from experiments.atomic import atomic_path, write_safetensors
 from experiments.config import from_mapping, mapping_key
@@ -42,6 +43,9 @@ class ModelSpec:
             ``.bin`` are read with ``torch.load(weights_only=True)``); a relative path is read from the working
             directory (the repository root under the workflow). Needs ``pretrained: true``.
         train: the training (or fine-tuning) recipe.
+        classes: train and evaluate on these dataset labels only, relabelled ``0..len(classes)-1`` in this order
+            (``num_classes`` must equal their count); None: every class. The classes left out are a natural
+            shift for the model (see :mod:`experiments.mode_truth`).
     """
 
     key: str = mapping_key()
@@ -51,8 +55,16 @@ class ModelSpec:
     pretrained: bool = False
     weights_file: str | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
+    classes: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.classes is not None and (
+            len(set(self.classes)) != len(self.classes) or len(self.classes) != self.num_classes
+        ):
+            raise ValueError(
+                f"classes {list(self.classes)} must be distinct and as many as num_classes "
+                f"({self.num_classes}); set num_classes: {len(set(self.classes))}"
+            )
         if self.weights_file is not None:
             if not self.pretrained:
                 raise ValueError("weights_file says where pretrained weights come from: set pretrained: true too")
@@ -86,6 +98,23 @@ def build(spec: ModelSpec, data: DataSpec) -> nn.Module:
     )
 
 
+def restrict_classes(dataset: TensorDataset, classes: Sequence[int] | None) -> TensorDataset:
+    """The rows of ``dataset`` whose label is in ``classes``, relabelled by position in ``classes`` (None: all).
+
+    Example:
+        >>> ds = TensorDataset(torch.zeros(4, 1), torch.tensor([3, 0, 9, 3]))
+        >>> restrict_classes(ds, (3, 0)).tensors[1].tolist()
+        [0, 1, 0]
+    """
+    if classes is None:
+        return dataset
+    x, y = dataset.tensors
+    lookup = torch.full((int(max(int(y.max()), *classes)) + 1,), -1, dtype=torch.int64)
+    lookup[torch.as_tensor(list(classes))] = torch.arange(len(classes))
+    keep = lookup[y] >= 0
+    return TensorDataset(x[keep], lookup[y[keep]])
+
+
 def training_device() -> torch.device:
     """The first GPU when there is one (the ``paper`` set's scale needs it), else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -108,7 +137,7 @@ def _fit(model: nn.Module, spec: ModelSpec, data: DataSpec, checkpoint: str | Pa
         _check_as_loaded(model, spec)
         logger.info("%s: train.steps is 0, keeping the weights of %s as they are", spec.key, spec.weights_file)
         return TrainResult(steps=0, losses=(), resumed_from=0, seconds=0.0, steps_per_second=0.0)
-    train_set = split_dataset(data, "train", data.splits().train, spec.in_chans)
+    train_set = restrict_classes(split_dataset(data, "train", data.splits().train, spec.in_chans), spec.classes)
     return train_classifier(model, train_set, spec.train, checkpoint_path=checkpoint)
 
 
@@ -124,7 +153,7 @@ def train_model(
     Runs on the first GPU when there is one (:func:`training_device`). With ``train.steps: 0`` (pretrained weights
     from a file) nothing is trained: the weights are evaluated and written as they are.
     """
-    heldout = split_dataset(data, "test", data.splits().heldout, spec.in_chans)
+    heldout = restrict_classes(split_dataset(data, "test", data.splits().heldout, spec.in_chans), spec.classes)
     model = build(spec, data).to(training_device())
     result = _fit(model, spec, data, checkpoint)
     accuracy = evaluate_accuracy(model, heldout)
@@ -140,6 +169,7 @@ def train_model(
         "steps_per_second": result.steps_per_second,
         "train_seconds": result.seconds,
         "train_config": asdict(spec.train),
+        "classes": None if spec.classes is None else list(spec.classes),
         "data": asdict(data),
     }
     logger.info("%s (%s): held-out accuracy %.4f after %d steps", spec.key, spec.arch, accuracy, result.steps)

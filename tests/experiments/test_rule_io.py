@@ -11,6 +11,7 @@ from experiments.corruption import run as corruption
 from experiments.diffusion import run as diffusion
 from experiments.findings import run as findings
 from experiments.localisation import run as localisation
+from experiments.mode_truth import run as mode_truth
 from experiments.rule_io import RuleIOError, by_model, checked, output_paths
 from experiments.streams import run as streams
 
@@ -27,6 +28,7 @@ ENTRIES = {
     "findings": (findings.INPUTS, findings.OUTPUTS),
     "fault_localisation": (localisation.INPUTS, localisation.OUTPUTS),
     "stream_detection": (streams.INPUTS, streams.OUTPUTS),
+    "mode_truth": (mode_truth.INPUTS, mode_truth.OUTPUTS),
 }
 """Every study rule and the (inputs, outputs) its entry declares."""
 

@@ -20,6 +20,10 @@ rule findings:
         fault_verdicts=results("faults", "verdicts.csv"),
         corruption_scores=expand(results("corruption", "{model}", "scores.csv.gz"), model=config["corruption"]["models"]),
         stream_runs=results("streams", "runs.csv"),
+        mode_truth_recall=figures("mode_truth_recall.csv"),
+        mode_truth_natural=figures("mode_truth_natural.csv"),
+        mode_truth_mechanism=figures("mode_truth_mechanism.csv"),
+        mode_truth_streams=figures("mode_truth_streams.csv"),
     output:
         findings=report(figures("FINDINGS.md"), category="findings"),
         summary=table_outputs("findings_summary"),

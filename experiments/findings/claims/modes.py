@@ -1,7 +1,10 @@
 """Claim 3, mode diagnosis: does the doctor name which failure mode the drift looks like?
 
-Testable only if the expected mode is known independently of the doctor's zone-to-mode rule; when the fault list
-derives it from the injected zone, agreement measures the zone, not the mode, and the claim is not supported.
+Testable only if the expected mode is known independently of the doctor's zone-to-mode rule. The fault list derives
+it from the injected zone, so agreement there measures the zone, not the mode (the circularity check below says so
+whenever it holds). The mode-truth study (:mod:`experiments.mode_truth`) supplies the independent truth: each
+perturbation family's mechanism fixes its mode, and the verdict reads its per-mode recall with intervals over
+perturbation instances. Without that study's tables the claim falls back to the circular fault list.
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ MODE_TARGET = 0.9
 """Share of batches whose mode matches an independent ground truth for the claim to hold (if one existed)."""
 
 
-def mode_diagnosis(accuracy: pd.DataFrame, confusion: pd.DataFrame, faults: pd.DataFrame) -> Finding:
+def mode_diagnosis(
+    accuracy: pd.DataFrame,
+    confusion: pd.DataFrame,
+    faults: pd.DataFrame,
+    recall: pd.DataFrame | None = None,
+    natural: pd.DataFrame | None = None,
+    mechanism: pd.DataFrame | None = None,
+    streams: pd.DataFrame | None = None,
+) -> Finding:
     """Does the doctor name the failure mode? Only if the expected mode is known independently of the zone rule.
 
     Args:
@@ -27,12 +38,18 @@ def mode_diagnosis(accuracy: pd.DataFrame, confusion: pd.DataFrame, faults: pd.D
         confusion: ``faults_mode_confusion.csv`` (model, expected_mode, one count column per diagnosed mode).
         faults: ``faults_list.csv`` (onset_zone and expected_mode per fault): decides whether the expected mode
             is anything more than a function of the injected zone.
+        recall: ``mode_truth_recall.csv`` (per-mode recall against mechanism-defined truth); None: the fault
+            list alone judges (circular: not supported).
+        natural, mechanism, streams: ``mode_truth_natural.csv``, ``mode_truth_mechanism.csv`` and
+            ``mode_truth_streams.csv``: context for the page (they do not change the verdict).
     """
+    if recall is not None:
+        from experiments.findings.claims.mode_truth import independent_mode_diagnosis
+
+        circular, mapping = _circularity(faults)
+        return independent_mode_diagnosis(recall, circular, mapping, natural, mechanism, streams)
     accuracy = _doctor(accuracy)
-    injected = faults[faults["kind"] != "none"]
-    modes_per_zone = injected.groupby("onset_zone")["expected_mode"].nunique()
-    circular = bool(len(modes_per_zone)) and bool((modes_per_zone == 1).all())
-    mapping = injected.groupby("onset_zone", sort=True)["expected_mode"].first()
+    circular, mapping = _circularity(faults)
     agreement = _agreement(accuracy)
     verdict, why = _mode_verdict(circular, mapping, agreement)
     return Finding(
@@ -56,6 +73,14 @@ def mode_diagnosis(accuracy: pd.DataFrame, confusion: pd.DataFrame, faults: pd.D
         ),
         notes=("Wilson intervals treat batches as independent; batches of one fault are not.",),
     )
+
+
+def _circularity(faults: pd.DataFrame) -> tuple[bool, pd.Series]:
+    """Whether the fault list's expected mode is a function of the injected zone, and that zone -> mode map."""
+    injected = faults[faults["kind"] != "none"]
+    modes_per_zone = injected.groupby("onset_zone")["expected_mode"].nunique()
+    circular = bool(len(modes_per_zone)) and bool((modes_per_zone == 1).all())
+    return circular, injected.groupby("onset_zone", sort=True)["expected_mode"].first()
 
 
 def _doctor(accuracy: pd.DataFrame) -> pd.DataFrame:
