@@ -23,7 +23,7 @@ rule mode_truth:
         results("benchmarks", "mode_truth.tsv")
     log:
         results("logs", "mode_truth.log"),
-    threads: config["threads"]
+    threads: 1
     script:
         "../scripts/mode_truth.py"
 

@@ -34,7 +34,7 @@ RULE_THREADS: dict[str, int | tuple[str, ...]] = {
     "corruption_report": 1,
     "fault_localisation": ("threads",),
     "stream_detection": ("threads",),
-    "mode_truth": ("threads",),
+    "mode_truth": 1,
     "diffusion_train": ("diffusion", "threads"),
     "diffusion_evaluate": ("diffusion", "threads"),
     "diffusion_report": 1,
