@@ -8,6 +8,7 @@ import pandas as pd
 import seaborn as sns
 
 from experiments.figures import paper_context
+from experiments.mode_truth.mechanism import REACHED
 from experiments.mode_truth.perturbations import (
     ALL_LAYERS,
     CLEAN,
@@ -67,7 +68,8 @@ def confusion_figure(df: pd.DataFrame) -> plt.Figure:
 
 def mechanism_figure(per_tap: pd.DataFrame) -> plt.Figure:
     """Relative L2 change of each tap's pooled features (perturbed against clean, same images) over relative
-    depth: median over instances with the interquartile range, per model and mechanism."""
+    depth: median over instances with the interquartile range, per model and mechanism (taps a perturbation does
+    not reach, before its site, are left out)."""
     models = list(dict.fromkeys(per_tap["model"]))
     palette = dict(zip(ROWS, sns.color_palette("colorblind", len(ROWS)), strict=True))
     with paper_context(0.8):
@@ -77,13 +79,14 @@ def mechanism_figure(per_tap: pd.DataFrame) -> plt.Figure:
         for ax, model in zip(axes[0], models, strict=True):
             sub = per_tap[per_tap["model"] == model]
             for mechanism, part in sub.groupby("mechanism", sort=False):
-                q = part.groupby("depth")["relative_change"].quantile([0.25, 0.5, 0.75]).unstack()
-                q = q.clip(lower=1e-4)
+                reached = part[part["relative_change"] > REACHED]  # taps before the site see exactly nothing
+                q = reached.groupby("depth")["relative_change"].quantile([0.25, 0.5, 0.75]).unstack()
                 ax.plot(q.index, q[0.5], marker="o", ms=3, color=palette[mechanism], label=ROWS[mechanism])
                 ax.fill_between(q.index, q[0.25], q[0.75], color=palette[mechanism], alpha=0.2, lw=0)
             ax.set_yscale("log")
             ax.set_title(model)
             ax.set_xlabel("relative tap depth")
+            ax.set_xlim(-0.05, 1.05)
         axes[0][0].set_ylabel("relative feature change")
         handles, labels = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False)

@@ -41,7 +41,9 @@ def confusion(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _recall_row(part: pd.DataFrame) -> dict:
-    per = part.groupby(["model", "instance_id"]).agg(hits=("correct", "sum"), det=("detected", "sum"), n=("correct", "size"))
+    per = part.groupby(["model", "instance_id"]).agg(
+        hits=("correct", "sum"), det=("detected", "sum"), n=("correct", "size")
+    )
     recall, detected = cluster_rate(per["hits"], per["n"]), cluster_rate(per["det"], per["n"])
     wrong = part.loc[~part["correct"], "mode"].value_counts()
     return {
