@@ -72,6 +72,12 @@ class WorkflowConfig:
                     f"{where}: {missing} are not configured under models (known: "
                     f"{', '.join(self.models)}); add them there or drop them here"
                 )
+        unet = self.calibration.unet_contract
+        if unet.n_train not in self.diffusion.sizes or unet.seed not in self.diffusion.seeds:
+            raise ConfigError(
+                f"calibration.unet_contract: run N{unet.n_train}_s{unet.seed} is not a diffusion run (sizes "
+                f"{list(self.diffusion.sizes)}, seeds {list(self.diffusion.seeds)}); pick one of them"
+            )
         if self.corruption.source == "cifar10c" and self.data.dataset != "cifar10":
             raise ConfigError(f"corruption.source: 'cifar10c' needs data.dataset: cifar10, got {self.data.dataset!r}")
 

@@ -166,13 +166,43 @@ class SoakSettings:
 
 
 @dataclass(frozen=True)
+class UNetContractConfig:
+    """The sigma contract on the diffusion study's U-Net blocks at fixed timesteps (rule calibration_contract_unet).
+
+    The contract's splits, batch sizes and batch counts apply; this section says which trained U-Net, at which
+    noise levels, on how many held-out images.
+
+    Attributes:
+        n_train, seed: the diffusion run ``N<n_train>_s<seed>`` whose last EMA checkpoint is checked (a run of the
+            diffusion section's sizes and seeds).
+        timesteps: the noise levels; each is one row of the contract, like a model.
+        n_pool: images of the diffusion study's reserved held-out pool that each split re-partitions.
+        n_calib: calibration images per split (the classifiers' contract calibrates on ``data.n_calib``).
+    """
+
+    n_train: int = 1000
+    seed: int = 0
+    timesteps: tuple[int, ...] = (50, 200, 500)
+    n_pool: int = 6000
+    n_calib: int = 2000
+
+    def __post_init__(self) -> None:
+        if not self.timesteps or min(self.timesteps) < 0:
+            raise ValueError(f"timesteps must be a non-empty list of timesteps >= 0, got {list(self.timesteps)}")
+        if not 2 <= self.n_calib < self.n_pool:
+            raise ValueError(f"need 2 <= n_calib < n_pool, got n_calib={self.n_calib} and n_pool={self.n_pool}")
+
+
+@dataclass(frozen=True)
 class CalibrationStudyConfig:
-    """The ``calibration`` section: which models the contract runs on, the contract, and the overhead timing."""
+    """The ``calibration`` section: which models the contract runs on, the contract (and its U-Net part), and the
+    overhead timing."""
 
     models: tuple[str, ...]
     overhead: OverheadConfig
     contract: ContractConfig = field(default_factory=ContractConfig)
     soak: SoakSettings = field(default_factory=SoakSettings)
+    unet_contract: UNetContractConfig = field(default_factory=UNetContractConfig)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], path: str = "calibration") -> CalibrationStudyConfig:

@@ -31,6 +31,8 @@ TABLE_FILES: Mapping[str, str] = {
     "contract": "calibration_contract.csv",
     "contract_tail": "calibration_tail.csv",
     "contract_sizes": "calibration_size.csv",
+    "contract_unet": "calibration_contract_unet.csv",
+    "contract_tail_unet": "calibration_tail_unet.csv",
     "faults_accuracy": "faults_accuracy.csv",
     "faults_confusion": "faults_mode_confusion.csv",
     "faults_list": "faults_list.csv",
@@ -73,7 +75,14 @@ def judge(tables: Mapping[str, pd.DataFrame], raw: Raw = Raw(), budget: float | 
 
     t = tables
     return [
-        calibrated_sigma(t["contract"], raw.contract_drift, t.get("contract_tail"), t.get("contract_sizes")),
+        calibrated_sigma(
+            t["contract"],
+            raw.contract_drift,
+            t.get("contract_tail"),
+            t.get("contract_sizes"),
+            unet_contract=t.get("contract_unet"),
+            unet_tail=t.get("contract_tail_unet"),
+        ),
         fault_localisation(t["faults_accuracy"], t["faults_list"], raw.fault_verdicts),
         mode_diagnosis(
             t["faults_accuracy"],

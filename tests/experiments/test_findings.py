@@ -132,11 +132,11 @@ def test_calibrated_sigma_needs_the_upper_bound_within_twice_nominal_everywhere(
     assert list(unresolved.tables[0].frame["status"]) == ["unresolved"]
 
 
-def _tail(ratios: dict[int, tuple[float, float, float]], splits: int = 5) -> pd.DataFrame:
+def _tail(ratios: dict[int, tuple[float, float, float]], splits: int = 5, model: str = "cnn") -> pd.DataFrame:
     """A calibration_tail table: per batch size the (value, low, high) multiple of nominal at every level."""
     rows = []
     for b, (v, lo, hi) in ratios.items():
-        row = {"model": "cnn", "batch_size": b, "splits": splits, "batches": 10000, "taps": 3}
+        row = {"model": model, "batch_size": b, "splits": splits, "batches": 10000, "taps": 3}
         for tag in ("2", "3", "3_5"):
             row |= {f"ratio_{tag}": v, f"ratio_{tag}_lo": lo, f"ratio_{tag}_hi": hi}
         rows.append(row)
@@ -157,6 +157,21 @@ def test_calibrated_sigma_reads_the_split_bootstrap_tail_table_when_given() -> N
     unresolved = calibrated_sigma(contract, None, _tail({1: (1.5, 1.0, 2.4)}))
     assert list(unresolved.tables[0].frame["status"]) == ["unresolved"]
     assert unresolved.verdict is Verdict.NOT_SUPPORTED
+
+
+def test_the_unet_rows_are_judged_beside_the_classifiers_without_touching_the_readme_figures() -> None:
+    contract, tail = _contract({1: 0.0, 16: 0.0}), _tail({1: (1.2, 0.9, 1.6), 16: (1.1, 0.8, 1.5)})
+    unet_contract = _contract({1: 0.03}).assign(model="unet t=50", mean=0.4)  # |mean| beyond the README's 0.15
+    unet_tail = _tail({1: (3.0, 2.5, 3.6)}, model="unet t=50")
+    alone = calibrated_sigma(contract, None, tail)
+    both = calibrated_sigma(contract, None, tail, unet_contract=unet_contract, unet_tail=unet_tail)
+    assert alone.verdict is Verdict.SUPPORTED and both.verdict is Verdict.PARTLY
+    frame = both.tables[0].frame
+    assert list(frame["model"]) == ["cnn", "cnn", "unet t=50"]
+    assert list(frame["status"]) == ["holds", "holds", "exceeds 2x"]
+    assert frame["mean (taps)"].iloc[-1] == "0.400 .. 0.400"
+    assert "are reproduced by the table" in both.why  # the README's per-tap figures concern the classifiers
+    assert any("unet t=" in note for note in both.notes) and not any("unet t=" in note for note in alone.notes)
 
 
 def test_calibrated_sigma_counts_every_level_from_the_raw_drift() -> None:
@@ -584,6 +599,8 @@ def _tables() -> dict[str, pd.DataFrame]:
         "contract": _contract({1: 0.0, 16: 0.01}),
         "contract_tail": _tail({1: (1.0, 0.8, 1.3), 16: (2.5, 2.1, 3.0)}),
         "contract_sizes": _sizes({500: 3.0, 2000: 1.5}),
+        "contract_unet": _contract({1: 0.0}).assign(model="unet t=50"),
+        "contract_tail_unet": _tail({1: (1.1, 0.7, 1.6)}, model="unet t=50"),
         "faults_accuracy": _accuracy("cnn", 0.97),
         "faults_confusion": _confusion(90, 10),
         "faults_list": _fault_list(),

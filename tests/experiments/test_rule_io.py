@@ -17,6 +17,7 @@ from experiments.streams import run as streams
 
 ENTRIES = {
     "calibration_contract": (calibration.MODEL_INPUTS, calibration.CONTRACT_OUTPUTS),
+    "calibration_contract_unet": (calibration.UNET_CONTRACT_INPUTS, calibration.UNET_CONTRACT_OUTPUTS),
     "overhead": (calibration.MODEL_INPUTS, calibration.OVERHEAD_OUTPUTS),
     "soak": (calibration.SOAK_INPUTS, calibration.SOAK_OUTPUTS),
     "corruption_images": (corruption.IMAGES_INPUTS, corruption.IMAGES_OUTPUTS),

@@ -7,6 +7,8 @@ rule findings:
         contract=figures("calibration_contract.csv"),
         contract_tail=figures("calibration_tail.csv"),
         contract_sizes=figures("calibration_size.csv"),
+        contract_unet=figures("calibration_contract_unet.csv"),
+        contract_tail_unet=figures("calibration_tail_unet.csv"),
         faults_accuracy=figures("faults_accuracy.csv"),
         faults_confusion=figures("faults_mode_confusion.csv"),
         faults_list=figures("faults_list.csv"),

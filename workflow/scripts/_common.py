@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 RULE_THREADS: dict[str, int | tuple[str, ...]] = {
     "train_model": ("threads",),
     "calibration_contract": ("threads",),
+    "calibration_contract_unet": 1,
     "overhead": ("threads",),
     "soak": 1,
     "corruption_images": 1,

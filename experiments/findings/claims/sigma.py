@@ -25,6 +25,15 @@ TAIL_FACTOR = 2.0
 """Acceptance (issue 12): exceedance at 3 sigma within 2x nominal, by the upper end of the 95% interval."""
 
 
+UNET_NOTE = (
+    "Rows 'unet t=<t>' are the diffusion study's U-Net (one run's last EMA checkpoint, named in the caption of "
+    "calibration_tail_unet): the monitor's "
+    "default block taps on held-out images noised to timestep t, each image with its own noise, calibrated and "
+    "scored like the classifiers (rule calibration_contract_unet). The README's per-tap figures concern the "
+    "classifiers' taps only."
+)
+
+
 def _nominal(threshold: float) -> float:
     return float(stats.norm.sf(threshold))
 
@@ -34,6 +43,9 @@ def calibrated_sigma(
     drift: pd.DataFrame | None = None,
     tail: pd.DataFrame | None = None,
     sizes: pd.DataFrame | None = None,
+    *,
+    unet_contract: pd.DataFrame | None = None,
+    unet_tail: pd.DataFrame | None = None,
 ) -> Finding:
     """Clean exceedance above 3 sigma per model and batch size, pooled over taps, against 2x the normal tail.
 
@@ -43,10 +55,14 @@ def calibrated_sigma(
         tail: ``calibration_tail.csv``: per model and batch size, exceedance multiples of the normal tail at 2 / 3 /
             3.5 sigma with two-stage bootstrap intervals over calibration splits and batches (the verdict's basis).
         sizes: ``calibration_size.csv``: the same by calibration size (the minimum-size note).
+        unet_contract, unet_tail: ``calibration_contract_unet.csv`` / ``calibration_tail_unet.csv``: the same
+            tables for the diffusion U-Net's blocks at fixed timesteps (rows ``unet t=<t>``), judged alongside.
     """
     limit = TAIL_FACTOR * _nominal(3.0)
+    with_unet = tail is not None and unet_tail is not None and len(unet_tail) > 0
     if tail is not None:
-        rows, passed, exceeded = _tail_rows(contract, tail)
+        per_tap = pd.concat([contract, unet_contract]) if with_unet and unet_contract is not None else contract
+        rows, passed, exceeded = _tail_rows(per_tap, pd.concat([tail, unet_tail]) if with_unet else tail)
         caption = (
             "Clean held-out exceedance of each sigma level as a multiple of the normal tail, all taps pooled, with 95% "
             "intervals from a two-stage bootstrap (calibration splits, then batches)."
@@ -63,7 +79,7 @@ def calibrated_sigma(
         why=_sigma_why(contract, rows, passed, exceeded, limit, split_bootstrap=tail is not None),
         summary=summary,
         tables=(Table(caption, _sigma_table(rows)),),
-        notes=_sigma_notes(drift, tail, sizes),
+        notes=_sigma_notes(drift, tail, sizes) + ((UNET_NOTE,) if with_unet else ()),
     )
 
 
