@@ -200,6 +200,6 @@ def test_claim_3_reads_the_independent_recall_and_names_merged_modes() -> None:
     )  # fmt: skip
     finding = mode_diagnosis(pd.DataFrame(), pd.DataFrame(), faults, mixed)
     assert finding.verdict is Verdict.PARTLY
-    assert "sensor and global are both mostly diagnosed SENSOR_FAILURE" in finding.why
+    assert "sensor, global are each most often diagnosed SENSOR_FAILURE" in finding.why
     none = mixed.assign(recall_low=0.0)
     assert mode_diagnosis(pd.DataFrame(), pd.DataFrame(), faults, none).verdict is Verdict.NOT_SUPPORTED

@@ -39,15 +39,32 @@ def separability(recall: pd.DataFrame, batch_size: int = README_BATCH) -> tuple[
     for mode in sorted(set(majority.values())):
         families = [f for f, m in majority.items() if m == mode]
         if len(families) > 1:
-            both = " and ".join(families)
-            lines.append(f"{both} are both mostly diagnosed {mode}: the doctor cannot tell them apart")
+            named = ", ".join(families)
+            lines.append(f"{named} are each most often diagnosed {mode}, so the doctor does not tell them apart")
     for _, r in pooled.iterrows():
         if majority[str(r["family"])] != r["true_mode"]:
             lines.append(
-                f"{r['family']} (truth {r['true_mode']}) is mostly diagnosed {r['top_other']} "
+                f"{r['family']} (truth {r['true_mode']}) is most often diagnosed {r['top_other']} "
                 f"({r['top_other_share']:.0%} of batches; its own mode {r['recall']:.0%})"
             )
     return majority, lines
+
+
+def growth_sentence(mechanism: pd.DataFrame | None) -> str:
+    """How the relative feature change grows from the first reached to the last tap, per mechanism (range of the
+    per-model medians and the share of instances that grow), or nothing without the table."""
+    if mechanism is None or not len(mechanism):
+        return ""
+    parts = []
+    for name, part in mechanism.groupby("mechanism", sort=True):
+        grows = (part["share_growing"] * part["instances"]).sum() / part["instances"].sum()
+        lo, hi = part["median_growth"].min(), part["median_growth"].max()
+        parts.append(f"{name} x{lo:.2f}-{hi:.2f} ({grows:.0%} of instances grow)")
+    return (
+        "Mechanism check (relative feature change, last tap over first reached tap; medians per model): "
+        + ", ".join(parts)
+        + ". "
+    )
 
 
 def _recall_frame(recall: pd.DataFrame) -> pd.DataFrame:
@@ -119,6 +136,7 @@ def independent_mode_diagnosis(
         f"all models pooled (95% bootstrap over perturbation instances): {listed}. "
         f"{sum(passed)} of {len(passed)} model x mode cells reach {TARGET:.0%} by the interval's lower bound. "
         + (("What the data cannot separate: " + "; ".join(merged) + ". ") if merged else "")
+        + growth_sentence(mechanism)
         + zone_note
         + "Modes the doctor cannot recognise from the onset and shape of the depth profile should be renamed after "
         "what it measures (where the drift starts) or dropped; the doctor was not changed for this page."
