@@ -34,6 +34,14 @@ from .validation import require_float
 
 
 class FailureMode(enum.Enum):
+    """The original's failure modes, kept by name for compatibility; each is a shape of the depth profile.
+
+    The names say a cause, but the rules see only where drift starts, whether it grows with depth and whether it is
+    flat. Against perturbations whose mechanism fixes the cause (the suite's ``mode_truth`` study) only the input-side
+    onset is recovered reliably: a class shift or all-layer weight noise also starts at the first tap. Read a
+    diagnosis by its :attr:`Diagnosis.pattern` and ``zone``, not as a proven cause.
+    """
+
     STABLE = "STABLE"
     SENSOR_FAILURE = "SENSOR_FAILURE"
     SPURIOUS_CORRELATION = "SPURIOUS_CORRELATION"
@@ -47,6 +55,14 @@ _MESSAGES = {
     FailureMode.SPURIOUS_CORRELATION: ("WARNING", "Spurious Correlation (Mid-level Feature Mismatch)"),
     FailureMode.GEOMETRIC_COLLAPSE: ("WARNING", "Avalanche Effect (Geometric Failure)"),
     FailureMode.GLOBAL_COLLAPSE: ("CRITICAL", "Global Collapse (All Zones Drifting)"),
+}
+
+
+_PATTERNS = {
+    FailureMode.STABLE: "no significant drift",
+    FailureMode.SENSOR_FAILURE: "input-side onset, not amplified",
+    FailureMode.SPURIOUS_CORRELATION: "mid-level onset",
+    FailureMode.GLOBAL_COLLAPSE: "every tap significant, flat profile",
 }
 
 
@@ -87,6 +103,13 @@ class Diagnosis:
 
     def __str__(self) -> str:
         return self.message
+
+    @property
+    def pattern(self) -> str:
+        """What the profile shows, named after where drift starts: the evidence behind ``mode``, without its cause."""
+        if self.mode is FailureMode.GEOMETRIC_COLLAPSE:
+            return "input-side onset, amplified with depth" if self.zone == ZONES[0] else "output-side onset"
+        return _PATTERNS[self.mode]
 
     @property
     def detail(self) -> str:

@@ -40,6 +40,21 @@ def test_flat_but_decaying_profile_is_an_input_change_not_global():
     assert d.mode is FailureMode.SENSOR_FAILURE and d.onset_index == 0
 
 
+def test_the_pattern_names_the_profile_shape_behind_each_mode():
+    profiles = {
+        "no significant drift": [0.3, -1.0, 1.2, 0.5],
+        "input-side onset, not amplified": [12.0, 8.0, 2.0, 0.5],
+        "input-side onset, amplified with depth": [4.0, 6.0, 15.0, 30.0],
+        "mid-level onset": [0.2, 0.9, 9.0, 4.0, 3.5],
+        "output-side onset": [0.1, -0.4, 0.8, 11.0],
+        "every tap significant, flat profile": [40.0, 35.0, 38.0, 42.0],
+    }
+    for pattern, profile in profiles.items():
+        assert diagnose_drift(profile).pattern == pattern
+    # two modes share a name but not a pattern: the pattern keeps what the data can tell apart
+    assert diagnose_drift([4.0, 6.0, 15.0, 30.0]).mode is diagnose_drift([0.1, -0.4, 0.8, 11.0]).mode
+
+
 def test_status_dict_uses_depth_not_insertion_order():
     status = {
         "layer4": {"drift": 9.0, "p_value": 1e-12, "depth": 1.0, "zone": "IR"},
