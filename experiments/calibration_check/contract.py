@@ -1,6 +1,6 @@
 """Is drift really ~N(0, 1) on held-out clean data, at every tap and batch size? (DESIGN.md section 3)
 
-The clean side is measured at scale by :mod:`experiments.calibration_check.null_grid` (many batches, several
+The clean side is measured at scale by :mod:`experiments.null_grid` (many batches, several
 calibration splits); this module summarises its counts per tap, and checks the detection side through a real
 monitor: Gaussian pixel noise (std 0.5, normalised units) at batch 16 must score far above 3 at the first tap.
 Per-tap acceptance: mean within +-0.5, sd within 0.6..1.6, and at most 1% of batches above 3.0.
@@ -18,7 +18,6 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from deepdrift import DeepDriftMonitor
 from experiments.calibration_check.config import ContractConfig
-from experiments.calibration_check.null_grid import TAIL_LEVELS, count_column
 
 logger = logging.getLogger(__name__)
 
@@ -42,32 +41,6 @@ def noise_drift(monitor: DeepDriftMonitor, heldout: TensorDataset, cfg: Contract
         for tap, score in zip(monitor.taps, monitor.score(x).values(), strict=True):
             rows.append((label, tap.name, tap.depth, tap.zone, cfg.noise_batch_size, b, score.drift, score.p_value))
     return pd.DataFrame(rows, columns=["model", "tap", "depth", "zone", "batch_size", "batch", "drift", "p_value"])
-
-
-def summarise_counts(counts: pd.DataFrame) -> pd.DataFrame:
-    """Per model, tap and batch size, pooled over splits: mean, sd, shares above 2 / 3 / 3.5 sigma, and whether the
-    per-tap contract holds (|mean| <= 0.5, 0.6 <= sd <= 1.6, at most 1% above 3)."""
-    keys = ["model", "tap", "depth", "batch_size"]
-    weighted = counts.assign(
-        total=counts["mean"] * counts["batches"],
-        squares=(counts["sd"] ** 2) * (counts["batches"] - 1) + counts["mean"] ** 2 * counts["batches"],
-    )
-    grouped = weighted.groupby(keys, sort=False)
-    sums = grouped[["batches", "total", "squares", *_COUNT_COLUMNS]].sum()
-    table = pd.DataFrame(index=sums.index)
-    table["splits"] = grouped.size()
-    table["batches"] = sums["batches"]
-    table["mean"] = sums["total"] / sums["batches"]
-    variance = (sums["squares"] - sums["batches"] * table["mean"] ** 2) / (sums["batches"] - 1)
-    table["sd"] = variance.clip(lower=0) ** 0.5
-    for column in _COUNT_COLUMNS:
-        table["share_" + column] = sums[column] / sums["batches"]
-    table = table.reset_index().sort_values(["model", "depth", "batch_size"])
-    table["passes"] = (table["mean"].abs() <= 0.5) & table["sd"].between(0.6, 1.6) & (table["share_above_3"] <= 0.01)
-    return table.drop(columns="depth")
-
-
-_COUNT_COLUMNS = tuple(count_column(level) for level in TAIL_LEVELS)
 
 
 def summarise_noise(noise: pd.DataFrame) -> pd.DataFrame:

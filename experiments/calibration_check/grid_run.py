@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from experiments.calibration_check.config import ContractConfig
-from experiments.calibration_check.null_grid import GridCell, TapFeatures, grid_counts, null_grid, tap_features
 from experiments.features import torch_threads
+from experiments.null_grid import GridCell, TapFeatures, grid_counts, null_grid, tap_features
 
 logger = logging.getLogger(__name__)
 

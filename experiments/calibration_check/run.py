@@ -6,7 +6,6 @@ against the tuples declared beside it (:mod:`experiments.rule_io`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -20,24 +19,16 @@ from torch.utils.data import TensorDataset
 from experiments.atomic import write_csv
 from experiments.calibration_check.bench_models import ModelRecipe
 from experiments.calibration_check.calibration_cost import calibration_cost_table
-from experiments.calibration_check.contract import noise_check, summarise_counts, summarise_noise
+from experiments.calibration_check.contract import noise_check, summarise_noise
 from experiments.calibration_check.figures import qq_figure, tail_figure
 from experiments.calibration_check.grid_run import run_grid
-from experiments.calibration_check.null_grid import grid_counts, null_grid
 from experiments.calibration_check.overhead import machine_description, overhead_tables, resolve_device
 from experiments.calibration_check.soak import SoakConfig, soak_table
-from experiments.calibration_check.tail_summary import ACCEPTANCE_FACTOR, tail_table
-from experiments.calibration_check.unet_pool import (
-    heldout_images,
-    last_checkpoint,
-    trained_unet,
-    unet_label,
-    unet_tap_features,
-)
 from experiments.data import split_dataset
-from experiments.features import torch_threads
 from experiments.figures import save_figure, write_table
 from experiments.models.zoo import load_model
+from experiments.null_grid import summarise_counts
+from experiments.null_tail import ACCEPTANCE_FACTOR, tail_table
 from experiments.rule_io import Files, by_model, checked, output_paths
 
 if TYPE_CHECKING:
@@ -46,8 +37,6 @@ if TYPE_CHECKING:
 
 MODEL_INPUTS = ("weights",)
 CONTRACT_OUTPUTS = ("drift", "counts", "qq", "contract", "tail", "sizes", "tail_figure", "noise")
-UNET_CONTRACT_INPUTS = ("manifest",)
-UNET_CONTRACT_OUTPUTS = ("counts", "contract", "tail")
 OVERHEAD_OUTPUTS = ("overhead", "breakdown", "calibration_cost")
 SOAK_INPUTS: tuple[str, ...] = ()
 SOAK_OUTPUTS = ("memory", "trace")
@@ -94,51 +83,6 @@ def contract(cfg: WorkflowConfig, inputs: Mapping[str, Files], outputs: Mapping[
         caption=f"Drift under Gaussian pixel noise (std {settings.noise_std}) at batch {settings.noise_batch_size}.",
     )
     return table
-
-
-def unet_contract(cfg: WorkflowConfig, inputs: Mapping[str, Files], outputs: Mapping[str, Files]) -> pd.DataFrame:
-    """Rule ``calibration_contract_unet``: the clean-drift grid of a trained U-Net's blocks at fixed timesteps,
-    each timestep a row of the contract like a model (same splits, batch sizes and batch counts)."""
-    given = checked(inputs, UNET_CONTRACT_INPUTS, "input", "calibration_contract_unet")
-    out = output_paths(outputs, UNET_CONTRACT_OUTPUTS, "calibration_contract_unet")
-    settings, unet = cfg.calibration.contract, cfg.calibration.unet_contract
-    manifest = json.loads(Path(given["manifest"]).read_text())
-    model, scheduler = trained_unet(cfg.diffusion, last_checkpoint(manifest))
-    images = heldout_images(cfg.diffusion, unet.n_pool)
-    cells, taps_by_label = [], {}
-    for t in unet.timesteps:
-        label = unet_label(t)
-        taps = taps_by_label[label] = unet_tap_features(model, scheduler, images, t, settings.seed)
-        with torch_threads(1):  # many tiny scoring calls: a second thread costs more than it saves
-            cells += null_grid(
-                taps,
-                label,
-                n_calib=unet.n_calib,
-                splits=settings.splits,
-                batch_sizes=settings.batch_sizes,
-                n_batches=settings.n_batches,
-                seed=settings.seed,
-            )
-    counts = grid_counts(cells, taps_by_label)
-    write_csv(counts, out["counts"])
-    run = f"N{unet.n_train}_s{unet.seed}"
-    write_table(
-        summarise_counts(counts),
-        out["contract"],
-        caption=f"Clean held-out drift per U-Net block, timestep and batch size (run {run}, last EMA checkpoint), "
-        f"pooled over {settings.splits} calibration split(s) of {unet.n_calib} images (contract: |mean| <= 0.5, "
-        "0.6 <= sd <= 1.6, at most 1% above 3; share_above_* are shares of batches).",
-    )
-    tail = tail_table(cells)
-    write_table(
-        tail,
-        out["tail"],
-        caption=f"Clean exceedance of 2, 3 and 3.5 sigma on the diffusion U-Net's blocks (run {run}, last EMA "
-        f"checkpoint; held-out images noised to each timestep t), all blocks pooled, as a multiple of the normal tail "
-        f"over {settings.splits} calibration split(s) of {unet.n_calib} images; 95% intervals from a two-stage "
-        f"bootstrap (splits, then batches). passes: the upper end at 3 sigma is within {ACCEPTANCE_FACTOR:g}x nominal.",
-    )
-    return tail
 
 
 def _pool(calib: TensorDataset, heldout: TensorDataset) -> torch.Tensor:

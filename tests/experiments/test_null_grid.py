@@ -12,17 +12,17 @@ from scipy import stats
 from torch.utils.data import DataLoader, TensorDataset
 
 from deepdrift import DeepDriftMonitor
-from experiments.calibration_check.contract import summarise_counts
-from experiments.calibration_check.null_grid import (
+from experiments.null_grid import (
     GridCell,
     TapFeatures,
     calibrated_scorer,
     clean_drift,
     grid_counts,
     split_pool,
+    summarise_counts,
     tap_features,
 )
-from experiments.calibration_check.tail_summary import nominal, tail_table, two_stage_rate
+from experiments.null_tail import nominal, tail_table, two_stage_rate
 
 
 def test_stored_features_score_what_the_monitor_scores_bit_for_bit():

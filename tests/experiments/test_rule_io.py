@@ -8,6 +8,7 @@ import pytest
 
 from experiments.calibration_check import run as calibration
 from experiments.corruption import run as corruption
+from experiments.diffusion import contract as diffusion_contract
 from experiments.diffusion import run as diffusion
 from experiments.findings import run as findings
 from experiments.localisation import run as localisation
@@ -17,7 +18,7 @@ from experiments.streams import run as streams
 
 ENTRIES = {
     "calibration_contract": (calibration.MODEL_INPUTS, calibration.CONTRACT_OUTPUTS),
-    "calibration_contract_unet": (calibration.UNET_CONTRACT_INPUTS, calibration.UNET_CONTRACT_OUTPUTS),
+    "calibration_contract_unet": (diffusion_contract.UNET_CONTRACT_INPUTS, diffusion_contract.UNET_CONTRACT_OUTPUTS),
     "overhead": (calibration.MODEL_INPUTS, calibration.OVERHEAD_OUTPUTS),
     "soak": (calibration.SOAK_INPUTS, calibration.SOAK_OUTPUTS),
     "corruption_images": (corruption.IMAGES_INPUTS, corruption.IMAGES_OUTPUTS),

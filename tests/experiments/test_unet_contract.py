@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from deepdrift import DeepDriftMonitor
-from experiments.calibration_check.null_grid import calibrated_scorer, clean_drift, split_pool
-from experiments.calibration_check.unet_pool import (
+from experiments.diffusion.config import DiffusionData, DiffusionStudyConfig, TrainSpec, UNetSpec
+from experiments.diffusion.contract_pool import (
     UNET_ARCH,
     heldout_images,
     last_checkpoint,
@@ -16,9 +16,9 @@ from experiments.calibration_check.unet_pool import (
     unet_label,
     unet_tap_features,
 )
-from experiments.diffusion.config import DiffusionData, DiffusionStudyConfig, TrainSpec, UNetSpec
 from experiments.diffusion.drift import unet_forward
 from experiments.diffusion.model import build_scheduler, initial_unet
+from experiments.null_grid import calibrated_scorer, clean_drift, split_pool
 
 TINY = UNetSpec(block_out_channels=(8, 16, 16), norm_num_groups=4)
 

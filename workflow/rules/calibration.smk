@@ -26,27 +26,6 @@ rule calibration_contract:
 
 ALL_TARGETS += rules.calibration_contract.output
 
-_UNET = _CAL["unet_contract"]
-
-
-rule calibration_contract_unet:
-    input:
-        manifest=results("diffusion", f"N{_UNET['n_train']}_s{_UNET['seed']}", "train.json"),
-    output:
-        counts=results("calibration", "unet_contract_counts.csv"),
-        contract=table_outputs("calibration_contract_unet"),
-        tail=table_outputs("calibration_tail_unet"),
-    benchmark:
-        results("benchmarks", "calibration_contract_unet.tsv")
-    log:
-        results("logs", "calibration_contract_unet.log"),
-    threads: 1
-    script:
-        "../scripts/calibration_contract_unet.py"
-
-
-ALL_TARGETS += rules.calibration_contract_unet.output
-
 
 def _every_core(wildcards):
     """All of this run's cores, so no other job runs beside wall-clock timings (the config's threads where a run

@@ -68,3 +68,26 @@ rule diffusion_report:
 
 
 ALL_TARGETS += rules.diffusion_report.output
+
+
+# The library's sigma contract on one trained U-Net's blocks at fixed timesteps (settings: calibration.unet_contract).
+_UNET = config["calibration"]["unet_contract"]
+
+
+rule calibration_contract_unet:
+    input:
+        manifest=results("diffusion", f"N{_UNET['n_train']}_s{_UNET['seed']}", "train.json"),
+    output:
+        counts=results("calibration", "unet_contract_counts.csv"),
+        contract=table_outputs("calibration_contract_unet"),
+        tail=table_outputs("calibration_tail_unet"),
+    benchmark:
+        results("benchmarks", "calibration_contract_unet.tsv")
+    log:
+        results("logs", "calibration_contract_unet.log"),
+    threads: 1
+    script:
+        "../scripts/calibration_contract_unet.py"
+
+
+ALL_TARGETS += rules.calibration_contract_unet.output

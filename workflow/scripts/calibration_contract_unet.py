@@ -1,8 +1,8 @@
-"""Thin adapter: rule calibration_contract_unet -> experiments.calibration_check.run.unet_contract."""
+"""Thin adapter: rule calibration_contract_unet -> experiments.diffusion.contract.unet_contract."""
 
 from _common import setup
 
-from experiments.calibration_check.run import unet_contract
+from experiments.diffusion.contract import unet_contract
 from experiments.workflow_config import load_config
 
 smk = snakemake  # noqa: F821  (the object Snakemake's script directive provides)

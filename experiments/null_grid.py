@@ -153,3 +153,30 @@ def count_column(level: float) -> str:
 def grid_counts(cells: list[GridCell], taps_by_model: Mapping[str, TapFeatures]) -> pd.DataFrame:
     """Long table of :func:`cell_rows` over cells."""
     return pd.DataFrame([row for cell in cells for row in cell_rows(cell, taps_by_model[cell.model])])
+
+
+def summarise_counts(counts: pd.DataFrame) -> pd.DataFrame:
+    """Per model, tap and batch size, pooled over splits: mean, sd, shares above 2 / 3 / 3.5 sigma, and whether the
+    per-tap contract holds (|mean| <= 0.5, 0.6 <= sd <= 1.6, at most 1% above 3)."""
+    keys = ["model", "tap", "depth", "batch_size"]
+    weighted = counts.assign(
+        total=counts["mean"] * counts["batches"],
+        squares=(counts["sd"] ** 2) * (counts["batches"] - 1) + counts["mean"] ** 2 * counts["batches"],
+    )
+    grouped = weighted.groupby(keys, sort=False)
+    sums = grouped[["batches", "total", "squares", *_COUNT_COLUMNS]].sum()
+    table = pd.DataFrame(index=sums.index)
+    table["splits"] = grouped.size()
+    table["batches"] = sums["batches"]
+    table["mean"] = sums["total"] / sums["batches"]
+    variance = (sums["squares"] - sums["batches"] * table["mean"] ** 2) / (sums["batches"] - 1)
+    table["sd"] = variance.clip(lower=0) ** 0.5
+    for column in _COUNT_COLUMNS:
+        table["share_" + column] = sums[column] / sums["batches"]
+    table = table.reset_index().sort_values(["model", "depth", "batch_size"])
+    table["passes"] = (table["mean"].abs() <= 0.5) & table["sd"].between(0.6, 1.6) & (table["share_above_3"] <= 0.01)
+    return table.drop(columns="depth")
+
+
+_COUNT_COLUMNS = tuple(count_column(level) for level in TAIL_LEVELS)
+"""The count columns of :func:`cell_rows`."""

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from experiments.calibration_check.null_grid import TAIL_LEVELS, GridCell, batch_exceedances
 from experiments.findings.intervals import clopper_pearson
+from experiments.null_grid import TAIL_LEVELS, GridCell, batch_exceedances
 
 REPLICATES = 2000
 LEVEL = 0.95

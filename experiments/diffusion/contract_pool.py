@@ -17,11 +17,11 @@ from diffusers import DDPMScheduler, UNet2DModel
 from tqdm.auto import tqdm
 
 from deepdrift import LayerTaps
-from experiments.calibration_check.null_grid import TapFeatures
 from experiments.diffusion.config import DiffusionStudyConfig
 from experiments.diffusion.data import images_of, reserved_pool
 from experiments.diffusion.model import build_scheduler, build_unet
 from experiments.diffusion.train import load_checkpoint_weights
+from experiments.null_grid import TapFeatures
 
 UNET_ARCH = "UNet2DModel"
 """The architecture hint the diffusion study's monitors use (the automatic diffusers block taps)."""
