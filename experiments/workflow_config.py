@@ -9,7 +9,7 @@ does.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from experiments.diffusion.config import DiffusionStudyConfig
 from experiments.localisation.config import FaultStudyConfig
 from experiments.mode_truth.config import ModeTruthConfig
 from experiments.models.zoo import ModelSpec
+from experiments.replicates.config import ReplicatesConfig
 from experiments.streams.config import StreamStudyConfig
 
 CONFIG_ROOT = Path(__file__).resolve().parents[1] / "workflow" / "config"
@@ -40,7 +41,7 @@ class WorkflowConfig:
         threads: threads of the multi-threaded jobs.
         models: the classifiers the studies share, by key.
         data: the classifier studies' images.
-        calibration, corruption, diffusion, faults, streams, mode_truth: the studies.
+        calibration, corruption, diffusion, faults, streams, mode_truth, replicates: the studies.
     """
 
     config_set: str
@@ -54,6 +55,7 @@ class WorkflowConfig:
     faults: FaultStudyConfig
     streams: StreamStudyConfig
     mode_truth: ModeTruthConfig
+    replicates: ReplicatesConfig
     data: DataSpec = field(default_factory=DataSpec)
 
     def __post_init__(self) -> None:
@@ -64,6 +66,7 @@ class WorkflowConfig:
             "faults.models": self.faults.models,
             "streams.models": self.streams.models,
             "mode_truth.models": self.mode_truth.models,
+            "replicates.groups": self.replicates.models,
         }
         for where, keys in studies.items():
             missing = [k for k in keys if k not in self.models]
@@ -72,6 +75,7 @@ class WorkflowConfig:
                     f"{where}: {missing} are not configured under models (known: "
                     f"{', '.join(self.models)}); add them there or drop them here"
                 )
+        self._check_replicates()
         unet = self.calibration.unet_contract
         if unet.n_train not in self.diffusion.sizes or unet.seed not in self.diffusion.seeds:
             raise ConfigError(
@@ -80,6 +84,21 @@ class WorkflowConfig:
             )
         if self.corruption.source == "cifar10c" and self.data.dataset != "cifar10":
             raise ConfigError(f"corruption.source: 'cifar10c' needs data.dataset: cifar10, got {self.data.dataset!r}")
+
+    def _check_replicates(self) -> None:
+        """A replicate group is one recipe trained with different seeds: nothing but ``train.seed`` may differ."""
+        for label, keys in self.replicates.groups.items():
+            first = self.models[keys[0]]
+            seeds = [self.models[k].train.seed for k in keys]
+            if len(set(seeds)) != len(seeds):
+                raise ConfigError(f"replicates.groups.{label}: models {list(keys)} repeat a training seed {seeds}")
+            for key in keys[1:]:
+                spec = self.models[key]
+                if replace(spec, key=first.key, train=replace(spec.train, seed=first.train.seed)) != first:
+                    raise ConfigError(
+                        f"replicates.groups.{label}: models.{key} must be models.{first.key} with another "
+                        "train.seed and nothing else changed; copy its recipe"
+                    )
 
 
 def load_config(cfg: Mapping[str, Any]) -> WorkflowConfig:

@@ -65,6 +65,24 @@ def test_rerunning_is_a_no_op(workflow_run):
 
 
 @pytest.mark.slow
+def test_the_replicate_of_a_study_model_repeats_its_held_out_verdicts(workflow_run):
+    """The replicate study measures a study model (training seed 0) with the fault benchmark's own code path: its
+    held-out and control verdicts are the benchmark's rows for the same localisers, batch for batch."""
+    import pandas as pd
+
+    results = workflow_run / "results" / "test"
+    keys = ["fault_set", "fault_id", "localiser", "batch_size", "batch"]
+    columns = [*keys, "onset_pred", "detected", "onset_exact"]
+    study = pd.read_csv(results / "faults" / "verdicts.csv")
+    study = study[(study["model"] == "cnn") & study["fault_set"].isin(["held-out", "control"])]
+    study = study[study["localiser"].isin(["doctor", "first_tap"])][columns].sort_values(keys, ignore_index=True)
+    replicate = pd.read_csv(results / "replicates" / "verdicts.csv.gz")
+    replicate = replicate[replicate["model"] == "cnn"][columns].sort_values(keys, ignore_index=True)
+    assert len(study) > 100
+    pd.testing.assert_frame_equal(study, replicate)
+
+
+@pytest.mark.slow
 def test_rule_benchmarks_record_time_and_memory(workflow_run):
     benchmarks = list((workflow_run / "results" / "test" / "benchmarks").glob("*.tsv"))
     assert benchmarks

@@ -51,11 +51,14 @@ MODE_TRUTH_FILES: Mapping[str, str] = {
     "mode_truth_streams": "mode_truth_streams.csv",
 }
 """The mode-truth study's tables (claim 3's independent ground truth); without them claim 3 reads the fault list."""
+REPLICATE_FILES: Mapping[str, str] = {"replicates_summary": "replicates_summary.csv"}
+"""The replicate study's summary (means over training seeds); without it the claims say one model per
+architecture."""
 RAW_INPUTS = ("contract_drift", "fault_verdicts", "corruption_scores", "stream_runs")
 """The raw results the intervals read (under the config set's results folder)."""
-INPUTS = (*TABLE_FILES, *RAW_INPUTS, *MODE_TRUTH_FILES)
-OPTIONAL_INPUTS = frozenset(MODE_TRUTH_FILES)
-"""Inputs a caller may leave out (all of them or none)."""
+INPUTS = (*TABLE_FILES, *RAW_INPUTS, *MODE_TRUTH_FILES, *REPLICATE_FILES)
+OPTIONAL_GROUPS = (frozenset(MODE_TRUTH_FILES), frozenset(REPLICATE_FILES))
+"""Groups of inputs a caller may leave out (each group all or none)."""
 OUTPUTS = ("findings", "summary")
 
 
@@ -82,8 +85,9 @@ def judge(tables: Mapping[str, pd.DataFrame], raw: Raw = Raw(), budget: float | 
             t.get("contract_sizes"),
             unet_contract=t.get("contract_unet"),
             unet_tail=t.get("contract_tail_unet"),
+            replicates=t.get("replicates_summary"),
         ),
-        fault_localisation(t["faults_accuracy"], t["faults_list"], raw.fault_verdicts),
+        fault_localisation(t["faults_accuracy"], t["faults_list"], raw.fault_verdicts, t.get("replicates_summary")),
         mode_diagnosis(
             t["faults_accuracy"],
             t["faults_confusion"],
@@ -120,7 +124,7 @@ def write(findings: list[Finding], config_set: str, page: str | Path, summary: s
 
 
 def _read_tables(paths: Mapping[str, Files]) -> dict[str, pd.DataFrame]:
-    names = [*TABLE_FILES, *(n for n in MODE_TRUTH_FILES if n in paths)]
+    names = [*TABLE_FILES, *(n for n in (*MODE_TRUTH_FILES, *REPLICATE_FILES) if n in paths)]
     return {name: pd.read_csv(paths[name]) for name in names}
 
 
@@ -132,7 +136,8 @@ def run(cfg: WorkflowConfig, inputs: Mapping[str, Files], outputs: Mapping[str, 
         inputs: every name of :data:`INPUTS` (``corruption_scores``: one file per model of ``corruption.models``).
         outputs: ``findings`` (the page) and ``summary`` (a table).
     """
-    declared = INPUTS if OPTIONAL_INPUTS & set(inputs) else tuple(n for n in INPUTS if n not in OPTIONAL_INPUTS)
+    left_out = set().union(*(group for group in OPTIONAL_GROUPS if not group & set(inputs)))
+    declared = tuple(n for n in INPUTS if n not in left_out)
     given = checked(inputs, declared, "input", "findings")
     out = output_paths(outputs, OUTPUTS, "findings")
     scores = by_model(given["corruption_scores"], cfg.corruption.models, "findings input 'corruption_scores'")
@@ -150,5 +155,6 @@ def run(cfg: WorkflowConfig, inputs: Mapping[str, Files], outputs: Mapping[str, 
 def from_folder(figures_dir: str | Path, budget: float | None = None) -> list[Finding]:
     """The claims judged on a folder of study tables alone (no raw results: intervals where counts allow)."""
     folder = Path(figures_dir)
-    files = {**TABLE_FILES, **{n: f for n, f in MODE_TRUTH_FILES.items() if (folder / f).is_file()}}
+    optional = {**MODE_TRUTH_FILES, **REPLICATE_FILES}
+    files = {**TABLE_FILES, **{n: f for n, f in optional.items() if (folder / f).is_file()}}
     return judge({name: pd.read_csv(folder / file) for name, file in files.items()}, Raw(), budget)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -111,18 +112,14 @@ def run_model(
     spec: ModelSpec, weights: str | Path, data: DataSpec, cfg: FaultStudyConfig, cache_dir: str | Path | None
 ) -> dict[str, Any]:
     """All faults and corruptions on one trained model."""
-    model = load_model(spec, data, weights)
-    images = study_images(data, spec.in_chans, None, cfg.seed)  # the whole shuffled pool; dev = its first n_eval
-    names = tap_order(model, images.calib[:8])
-    taps = LayerTaps(model, layers=names).taps
-    calib = extract_features(model, images.calib, names)
-    scorer = fit_scorer(calib)
+    prepared = prepare_model(spec, weights, data, cfg)
+    model, images, taps, scorer = prepared.model, prepared.images, prepared.taps, prepared.scorer
     # the peers draw nothing from torch's global generator (make sure of it) and fit on one thread, so their
     # float64 fits are the same bytes whatever the rule's thread grant
     with torch.random.fork_rng(), torch_threads(1):
         calib_labels = split_dataset(data, "test", data.splits().calib, spec.in_chans).tensors[1]
-        peers = _fit_peers(cfg, calib, calib_labels, spec.key)
-    sites = find_sites(model, names, images.calib[:8], cfg.n_depths, cfg.per_segment)
+        peers = _fit_peers(cfg, prepared.calib, calib_labels, spec.key)
+    sites = find_sites(model, prepared.names, images.calib[:8], cfg.n_depths, cfg.per_segment)
     faults = build_faults(cfg, sites, spec.in_chans)
     logger.info("%s: %d taps, %d fault sites, %d faults", spec.key, len(taps), len(sites), len(faults))
     dev = slice(0, cfg.n_eval)
@@ -136,8 +133,8 @@ def run_model(
     )  # fmt: skip
     with torch.random.fork_rng():  # the development set above stays exactly as it was; nothing below may move it
         torch.manual_seed(cfg.heldout_seed)
-        held = _heldout(model, spec, images, names, taps, scorer, peers, sites, cfg)
-        control = _control(model, spec.key, images, taps, scorer, peers, cfg)
+        held = evaluate_heldout(prepared, peers, sites, cfg)
+        control = evaluate_control(prepared, peers, cfg)
     return {
         "batches": pd.concat([batches, held[0], control[0]], ignore_index=True),
         "faults": pd.concat([fault_rows, held[1], control[1]], ignore_index=True),
@@ -165,18 +162,54 @@ def _fit_peers(cfg: FaultStudyConfig, calib: FeatureSet, labels: torch.Tensor, m
     ]
 
 
-def _heldout(
-    model: torch.nn.Module,
-    spec: ModelSpec,
-    images: StudyImages,
-    names: list[str],
-    taps: list[Tap],
-    scorer: DriftScorer,
-    peers: list[PeerLocaliser],
-    development: list[FaultSite],
-    cfg: FaultStudyConfig,
+@dataclass(frozen=True)
+class PreparedModel:
+    """One trained model ready for faults: its images, taps (in depth order), clean calibration features and the
+    drift scorer calibrated on them."""
+
+    model: torch.nn.Module
+    spec: ModelSpec
+    images: StudyImages
+    names: list[str]
+    taps: list[Tap]
+    calib: FeatureSet
+    scorer: DriftScorer
+
+
+def prepare_model(spec: ModelSpec, weights: str | Path, data: DataSpec, cfg: FaultStudyConfig) -> PreparedModel:
+    """Load a trained model, its study images (the whole shuffled pool; the development set is its first
+    ``n_eval``), its taps, clean calibration features and a scorer fitted on them."""
+    model = load_model(spec, data, weights)
+    images = study_images(data, spec.in_chans, None, cfg.seed)
+    names = tap_order(model, images.calib[:8])
+    taps = LayerTaps(model, layers=names).taps
+    calib = extract_features(model, images.calib, names)
+    return PreparedModel(model, spec, images, names, taps, calib, fit_scorer(calib))
+
+
+def heldout_verdicts(spec: ModelSpec, weights: str | Path, data: DataSpec, cfg: FaultStudyConfig) -> pd.DataFrame:
+    """Scored verdicts of the held-out fault set and the clean control on one model, by the doctor and the
+    always-first-tap localiser (no peers, no development set, no corruptions): what a replicate model is judged on.
+
+    The held-out set is drawn under its own seed exactly as in :func:`run_model`, so for the same model, weights
+    and global seed the rows are the ones the benchmark writes for those two localisers.
+    """
+    prepared = prepare_model(spec, weights, data, cfg)
+    sites = find_sites(prepared.model, prepared.names, prepared.images.calib[:8], cfg.n_depths, cfg.per_segment)
+    with torch.random.fork_rng():
+        torch.manual_seed(cfg.heldout_seed)
+        held = evaluate_heldout(prepared, [], sites, cfg)
+        control = evaluate_control(prepared, [], cfg)
+    return score_batches(
+        pd.concat([held[0], control[0]], ignore_index=True), pd.concat([held[1], control[1]], ignore_index=True)
+    )
+
+
+def evaluate_heldout(
+    prepared: PreparedModel, peers: list[PeerLocaliser], development: list[FaultSite], cfg: FaultStudyConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     """The held-out fault set: one new site per segment, salted draws, the next ``n_eval`` images of the pool."""
+    model, spec, images = prepared.model, prepared.spec, prepared.images
     part = slice(cfg.heldout_offset, cfg.heldout_offset + cfg.n_eval)
     if len(images.heldout[part]) < cfg.n_eval:
         raise ValueError(
@@ -184,25 +217,20 @@ def _heldout(
             " lower faults.heldout_offset or n_eval, or raise data.n_heldout"
         )
     seed = fault_seed("sites", cfg.heldout_seed, spec.key)
-    sites = heldout_sites(model, names, images.calib[:8], development, seed)
+    sites = heldout_sites(model, prepared.names, images.calib[:8], development, seed)
     faults = build_faults(cfg, sites, spec.in_chans, HELDOUT, cfg.heldout_seed)
     logger.info("%s held-out: %d fault sites, %d faults", spec.key, len(sites), len(faults))
     return evaluate_faults(
-        model, spec.key, faults, scorer, taps, images.heldout[part], images.labels[part], cfg.batch_sizes,
-        cfg.n_batches, images.mean, images.std, images.calib[:64], peers,
+        model, spec.key, faults, prepared.scorer, prepared.taps, images.heldout[part], images.labels[part],
+        cfg.batch_sizes, cfg.n_batches, images.mean, images.std, images.calib[:64], peers,
     )  # fmt: skip
 
 
-def _control(
-    model: torch.nn.Module,
-    model_key: str,
-    images: StudyImages,
-    taps: list[Tap],
-    scorer: DriftScorer,
-    peers: list[PeerLocaliser],
-    cfg: FaultStudyConfig,
+def evaluate_control(
+    prepared: PreparedModel, peers: list[PeerLocaliser], cfg: FaultStudyConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``control_batches`` clean batches per batch size on the unfaulted model, from the start of the pool."""
+    images = prepared.images
     needed = cfg.control_batches * max(cfg.batch_sizes)
     if len(images.heldout) < needed:
         raise ValueError(
@@ -210,8 +238,8 @@ def _control(
             f"has {len(images.heldout)}; lower faults.control_batches or raise data.n_heldout"
         )
     batches, fault_rows, _ = evaluate_faults(
-        model, model_key, [Fault("none", "control", 0.0, fault_set=CONTROL)], scorer, taps,
-        images.heldout[:needed], images.labels[:needed], cfg.batch_sizes,
+        prepared.model, prepared.spec.key, [Fault("none", "control", 0.0, fault_set=CONTROL)], prepared.scorer,
+        prepared.taps, images.heldout[:needed], images.labels[:needed], cfg.batch_sizes,
         [cfg.control_batches] * len(cfg.batch_sizes), images.mean, images.std, images.calib[:64], peers,
     )  # fmt: skip
     return batches, fault_rows

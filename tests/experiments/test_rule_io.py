@@ -13,6 +13,7 @@ from experiments.diffusion import run as diffusion
 from experiments.findings import run as findings
 from experiments.localisation import run as localisation
 from experiments.mode_truth import run as mode_truth
+from experiments.replicates import run as replicates
 from experiments.rule_io import RuleIOError, by_model, checked, output_paths
 from experiments.streams import run as streams
 
@@ -31,6 +32,7 @@ ENTRIES = {
     "fault_localisation": (localisation.INPUTS, localisation.OUTPUTS),
     "stream_detection": (streams.INPUTS, streams.OUTPUTS),
     "mode_truth": (mode_truth.INPUTS, mode_truth.OUTPUTS),
+    "replicates": (replicates.INPUTS, replicates.OUTPUTS),
 }
 """Every study rule and the (inputs, outputs) its entry declares."""
 

@@ -26,6 +26,7 @@ rule findings:
         mode_truth_natural=figures("mode_truth_natural.csv"),
         mode_truth_mechanism=figures("mode_truth_mechanism.csv"),
         mode_truth_streams=figures("mode_truth_streams.csv"),
+        replicates_summary=figures("replicates_summary.csv"),
     output:
         findings=report(figures("FINDINGS.md"), category="findings"),
         summary=table_outputs("findings_summary"),

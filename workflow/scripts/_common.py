@@ -36,6 +36,7 @@ RULE_THREADS: dict[str, int | tuple[str, ...]] = {
     "fault_localisation": ("threads",),
     "stream_detection": ("threads",),
     "mode_truth": 1,
+    "replicates": 1,
     "diffusion_train": ("diffusion", "threads"),
     "diffusion_evaluate": ("diffusion", "threads"),
     "diffusion_report": 1,

@@ -15,8 +15,10 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from experiments.findings.claims.common import ALL_FAULTS, CLEAN, README_BATCH
+from experiments.findings.claims.replicates import LOCALISATION_METRICS, seed_note, seed_table
 from experiments.findings.finding import Finding, Table, Verdict
 from experiments.findings.intervals import Estimate, cluster_rate, proportion
+from experiments.replicates.summary import ONSET_HARMFUL
 
 LOCALISATION_QUOTES = (
     "faults that cost >= 2 accuracy points are detected in 99-100% of batches of 16, and the first drifting tap is the "
@@ -108,7 +110,10 @@ def _first_tap_share(faults: pd.DataFrame | None, model: str, fault_set: str, su
 
 
 def fault_localisation(
-    accuracy: pd.DataFrame, faults: pd.DataFrame | None = None, verdicts: pd.DataFrame | None = None
+    accuracy: pd.DataFrame,
+    faults: pd.DataFrame | None = None,
+    verdicts: pd.DataFrame | None = None,
+    replicates: pd.DataFrame | None = None,
 ) -> Finding:
     """Is the first drifting tap the faulted one? Development and held-out sets, all faults and the filtered
     subset, every batch size; the README's figures against the held-out intervals; the trivial and peer
@@ -123,6 +128,8 @@ def fault_localisation(
         verdicts: the raw per-batch verdicts (``results/<set>/faults/verdicts.csv``: model, fault_set, localiser,
             batch_size, fault_id, kind, accuracy_drop, detected, onset_exact, ...), for intervals that resample
             faults.
+        replicates: ``replicates_summary.csv`` (means over training seeds), shown beside the verdict's rows; the
+            README's figure is checked against the seeds' interval in a note.
 
     Verdict: the README's figures (>= 2-point subset, batch 16) against the held-out intervals, detection, the
     doctor above always-first-tap by its interval, and a clean-control rate not above the nominal 1% by its
@@ -163,8 +170,9 @@ def fault_localisation(
                 "Clopper-Pearson; control batches are disjoint images, so they are independent).",
                 pd.DataFrame(control_rows),
             ),
+            *seed_table(replicates, LOCALISATION_METRICS),
         ),
-        notes=_localisation_notes(verdicts, judged),
+        notes=_localisation_notes(verdicts, judged) + _seed_notes(replicates, list(accuracy["model"].unique())),
     )
 
 
@@ -343,6 +351,39 @@ def _localisation_notes(verdicts: pd.DataFrame | None, judged: str) -> tuple[str
         "p-value from its clean null on the other half (the doctor's scorer uses the whole split); the onset is "
         "the first tap significant after Holm at the doctor's alpha. MMD is undefined for one sample.",
     )
+
+
+def _seed_notes(replicates: pd.DataFrame | None, models: Sequence[str]) -> tuple[str, ...]:
+    """Which architectures have training-seed replicates, and the README's figure against their interval."""
+    notes = [seed_note(replicates, models, "faults and batches")]
+    if replicates is None or replicates.empty:
+        return tuple(notes)
+    harmful = replicates[
+        replicates["metric"].str.startswith(ONSET_HARMFUL.split("{", 1)[0]) & (replicates["batch_size"] == README_BATCH)
+    ]
+    for _, row in harmful.iterrows():
+        quoted = README_ONSET.get(str(row["architecture"]))
+        if quoted is None:
+            continue
+        where = (
+            "lies below"
+            if quoted < row["low"] - ROUNDING
+            else "lies above"
+            if quoted > row["high"] + ROUNDING
+            else "lies within"
+        )
+        notes.append(
+            f"{row['architecture']}: the README's {quoted:.2f} (held-out set, >= {min_drop_of(row['metric'])} pts, "
+            f"B={README_BATCH}) {where} the interval of the mean over {int(row['seeds'])} "
+            f"training seeds, {row['mean']:.2f} [{row['low']:.2f}, {row['high']:.2f}] (seeds {row['per_seed']})."
+        )
+    return tuple(notes)
+
+
+def min_drop_of(metric: str) -> str:
+    """The ``x`` of a ``faults costing >= x pts`` metric label."""
+    match = re.search(r">= ([0-9.]+) pts", metric)
+    return match[1] if match else "?"
 
 
 def _against(rate: Estimate, nominal: float) -> str:

@@ -6,9 +6,12 @@ acceptance bar), beside the README's own, weaker per-tap figures.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 from scipy import stats
 
+from experiments.findings.claims.replicates import SIGMA_METRICS, seed_note, seed_table
 from experiments.findings.finding import Finding, Table, combine
 from experiments.findings.intervals import Estimate, proportion
 
@@ -46,6 +49,7 @@ def calibrated_sigma(
     *,
     unet_contract: pd.DataFrame | None = None,
     unet_tail: pd.DataFrame | None = None,
+    replicates: pd.DataFrame | None = None,
 ) -> Finding:
     """Clean exceedance above 3 sigma per model and batch size, pooled over taps, against 2x the normal tail.
 
@@ -57,6 +61,7 @@ def calibrated_sigma(
         sizes: ``calibration_size.csv``: the same by calibration size (the minimum-size note).
         unet_contract, unet_tail: ``calibration_contract_unet.csv`` / ``calibration_tail_unet.csv``: the same
             tables for the diffusion U-Net's blocks at fixed timesteps (rows ``unet t=<t>``), judged alongside.
+        replicates: ``replicates_summary.csv`` (means over training seeds), shown beside the verdict's cells.
     """
     limit = TAIL_FACTOR * _nominal(3.0)
     with_unet = tail is not None and unet_tail is not None and len(unet_tail) > 0
@@ -78,8 +83,9 @@ def calibrated_sigma(
         verdict=combine(passed),
         why=_sigma_why(contract, rows, passed, exceeded, limit, split_bootstrap=tail is not None),
         summary=summary,
-        tables=(Table(caption, _sigma_table(rows)),),
-        notes=_sigma_notes(drift, tail, sizes) + ((UNET_NOTE,) if with_unet else ()),
+        tables=(Table(caption, _sigma_table(rows)), *seed_table(replicates, SIGMA_METRICS)),
+        notes=_sigma_notes(drift, tail, sizes, replicates, list(contract["model"].unique()))
+        + ((UNET_NOTE,) if with_unet else ()),
     )
 
 
@@ -210,7 +216,11 @@ def _sigma_why(
 
 
 def _sigma_notes(
-    drift: pd.DataFrame | None, tail: pd.DataFrame | None = None, sizes: pd.DataFrame | None = None
+    drift: pd.DataFrame | None,
+    tail: pd.DataFrame | None = None,
+    sizes: pd.DataFrame | None = None,
+    replicates: pd.DataFrame | None = None,
+    models: Sequence[str] = (),
 ) -> tuple[str, ...]:
     if tail is None:
         notes = [
@@ -228,7 +238,7 @@ def _sigma_notes(
         f"Each model is calibrated afresh on {int(tail['splits'].max())} random calibration / held-out partitions of "
         "its image pool; the interval resamples those splits and then the batches within each, and a batch carries "
         "all its taps, so the dependence between a split's batches and between a batch's taps is kept.",
-        "One trained model per architecture: the intervals cover calibration splits and batches, not training seeds.",
+        seed_note(replicates, models, "calibration splits and batches"),
     ]
     if sizes is not None and len(sizes):
         notes.append(_size_note(sizes))

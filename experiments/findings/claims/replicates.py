@@ -1,0 +1,78 @@
+"""Training-seed replicates inside the findings: each repeated headline's mean over independently trained models,
+for the claims whose numbers the replicate study measures again (claim 1: clean exceedance of 3 sigma; claim 2:
+held-out onset accuracy and clean false diagnoses)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from experiments.findings.finding import Table
+from experiments.findings.intervals import Estimate
+from experiments.replicates.summary import FALSE_DIAGNOSES, ONSET_ALL, ONSET_HARMFUL, SIGMA
+
+SIGMA_METRICS: tuple[tuple[str, int], ...] = ((SIGMA, 1), (SIGMA, 16))
+LOCALISATION_METRICS: tuple[tuple[str, int], ...] = (
+    (ONSET_HARMFUL, 16),
+    (ONSET_ALL, 16),
+    (ONSET_ALL, 1),
+    (FALSE_DIAGNOSES, 16),
+)
+"""(metric label or its ``{drop}`` template, batch size) per claim, in table order."""
+
+
+def _matches(frame: pd.DataFrame, metric: str) -> pd.Series:
+    if "{drop" in metric:
+        return frame["metric"].str.startswith(metric.split("{", 1)[0])
+    return frame["metric"] == metric
+
+
+def seed_rows(summary: pd.DataFrame, metrics: Sequence[tuple[str, int]]) -> list[dict[str, object]]:
+    """One row per architecture and metric: seeds, each seed's value, and the mean with its nested interval."""
+    rows = []
+    for metric, batch_size in metrics:
+        part = summary[_matches(summary, metric) & (summary["batch_size"] == batch_size)]
+        for _, row in part.iterrows():
+            rows.append(
+                {
+                    "architecture": row["architecture"],
+                    "metric": row["metric"],
+                    "batch size": int(batch_size),
+                    "seeds": int(row["seeds"]),
+                    "per seed": row["per_seed"],
+                    "mean over seeds": Estimate(float(row["mean"]), float(row["low"]), float(row["high"]), digits=2),
+                }
+            )
+    return rows
+
+
+def seed_table(summary: pd.DataFrame | None, metrics: Sequence[tuple[str, int]]) -> tuple[Table, ...]:
+    """The claim's replicate table (none without replicates)."""
+    if summary is None or summary.empty:
+        return ()
+    rows = seed_rows(summary, metrics)
+    if not rows:
+        return ()
+    caption = (
+        "Independently trained models of one recipe (another training seed each; rule replicates): each seed's value "
+        "and the mean over seeds with a 95% nested bootstrap interval (seeds, then calibration splits or faults, "
+        "then batches)."
+    )
+    return (Table(caption, pd.DataFrame(rows)),)
+
+
+def seed_note(summary: pd.DataFrame | None, models: Sequence[str], covers: str) -> str:
+    """Which architectures have replicates and which have one trained model, whose intervals cover only ``covers``
+    (e.g. "calibration splits and batches")."""
+    if summary is None or summary.empty:
+        return f"One trained model per architecture: the intervals cover {covers}, not training seeds."
+    seeds: Mapping[str, int] = summary.groupby("architecture", sort=False)["seeds"].max().to_dict()
+    covered = ", ".join(f"{arch} ({n} models)" for arch, n in seeds.items())
+    single = [m for m in models if m not in seeds]
+    tail = (
+        f" {', '.join(single)}: one trained model each, so their intervals cover {covers}, not training seeds."
+        if single
+        else ""
+    )
+    return f"Training seeds: replicated for {covered}; the replicate table gives the spread over seeds.{tail}"
