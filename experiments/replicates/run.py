@@ -58,6 +58,7 @@ def run(cfg: WorkflowConfig, inputs: Mapping[str, Files], outputs: Mapping[str, 
     write_table(
         per_seed,
         out["per_seed"],
+        float_format="%.4f",
         caption=f"Headline numbers per independently trained model ({seeds}; the same recipe, another training "
         f"seed): clean exceedance of 3 sigma as a multiple of the normal tail over {study.splits} fresh "
         "calibration splits (interval: splits, then batches), and the doctor on the held-out fault set and clean "
@@ -66,6 +67,7 @@ def run(cfg: WorkflowConfig, inputs: Mapping[str, Files], outputs: Mapping[str, 
     write_table(
         summary,
         out["summary"],
+        float_format="%.4f",
         caption="Mean over training seeds of each headline number with a 95% nested bootstrap interval (seeds, "
         "then each seed's splits or faults, then batches), the seeds' values, sd and range. With three seeds the "
         "interval is coarse.",

@@ -33,6 +33,7 @@ def seed_rows(summary: pd.DataFrame, metrics: Sequence[tuple[str, int]]) -> list
     rows = []
     for metric, batch_size in metrics:
         part = summary[_matches(summary, metric) & (summary["batch_size"] == batch_size)]
+        percent = metric == FALSE_DIAGNOSES
         for _, row in part.iterrows():
             rows.append(
                 {
@@ -41,7 +42,13 @@ def seed_rows(summary: pd.DataFrame, metrics: Sequence[tuple[str, int]]) -> list
                     "batch size": int(batch_size),
                     "seeds": int(row["seeds"]),
                     "per seed": row["per_seed"],
-                    "mean over seeds": Estimate(float(row["mean"]), float(row["low"]), float(row["high"]), digits=2),
+                    "mean over seeds": Estimate(
+                        float(row["mean"]),
+                        float(row["low"]),
+                        float(row["high"]),
+                        percent=percent,
+                        digits=3 if percent else 2,
+                    ),
                 }
             )
     return rows
@@ -57,7 +64,8 @@ def seed_table(summary: pd.DataFrame | None, metrics: Sequence[tuple[str, int]])
     caption = (
         "Independently trained models of one recipe (another training seed each; rule replicates): each seed's value "
         "and the mean over seeds with a 95% nested bootstrap interval (seeds, then calibration splits or faults, "
-        "then batches)."
+        "then batches). The sigma check draws its own calibration splits, so a study model's value here differs "
+        "from the table above by calibration-split variation."
     )
     return (Table(caption, pd.DataFrame(rows)),)
 
