@@ -15,10 +15,9 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from experiments.findings.claims.common import ALL_FAULTS, CLEAN, README_BATCH
-from experiments.findings.claims.replicates import LOCALISATION_METRICS, seed_note, seed_table
+from experiments.findings.claims.replicates import LOCALISATION_METRICS, readme_onset_notes, seed_note, seed_table
 from experiments.findings.finding import Finding, Table, Verdict
 from experiments.findings.intervals import Estimate, cluster_rate, proportion
-from experiments.replicates.summary import ONSET_HARMFUL
 
 LOCALISATION_QUOTES = (
     "faults that cost >= 2 accuracy points are detected in 99-100% of batches of 16, and the first drifting tap is the "
@@ -172,7 +171,11 @@ def fault_localisation(
             ),
             *seed_table(replicates, LOCALISATION_METRICS),
         ),
-        notes=_localisation_notes(verdicts, judged) + _seed_notes(replicates, list(accuracy["model"].unique())),
+        notes=(
+            *_localisation_notes(verdicts, judged),
+            seed_note(replicates, list(accuracy["model"].unique()), "faults and batches"),
+            *readme_onset_notes(replicates, README_ONSET, README_BATCH, ROUNDING),
+        ),
     )
 
 
@@ -351,39 +354,6 @@ def _localisation_notes(verdicts: pd.DataFrame | None, judged: str) -> tuple[str
         "p-value from its clean null on the other half (the doctor's scorer uses the whole split); the onset is "
         "the first tap significant after Holm at the doctor's alpha. MMD is undefined for one sample.",
     )
-
-
-def _seed_notes(replicates: pd.DataFrame | None, models: Sequence[str]) -> tuple[str, ...]:
-    """Which architectures have training-seed replicates, and the README's figure against their interval."""
-    notes = [seed_note(replicates, models, "faults and batches")]
-    if replicates is None or replicates.empty:
-        return tuple(notes)
-    harmful = replicates[
-        replicates["metric"].str.startswith(ONSET_HARMFUL.split("{", 1)[0]) & (replicates["batch_size"] == README_BATCH)
-    ]
-    for _, row in harmful.iterrows():
-        quoted = README_ONSET.get(str(row["architecture"]))
-        if quoted is None:
-            continue
-        where = (
-            "lies below"
-            if quoted < row["low"] - ROUNDING
-            else "lies above"
-            if quoted > row["high"] + ROUNDING
-            else "lies within"
-        )
-        notes.append(
-            f"{row['architecture']}: the README's {quoted:.2f} (held-out set, >= {min_drop_of(row['metric'])} pts, "
-            f"B={README_BATCH}) {where} the interval of the mean over {int(row['seeds'])} "
-            f"training seeds, {row['mean']:.2f} [{row['low']:.2f}, {row['high']:.2f}] (seeds {row['per_seed']})."
-        )
-    return tuple(notes)
-
-
-def min_drop_of(metric: str) -> str:
-    """The ``x`` of a ``faults costing >= x pts`` metric label."""
-    match = re.search(r">= ([0-9.]+) pts", metric)
-    return match[1] if match else "?"
 
 
 def _against(rate: Estimate, nominal: float) -> str:

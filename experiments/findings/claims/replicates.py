@@ -4,6 +4,7 @@ held-out onset accuracy and clean false diagnoses)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
@@ -84,3 +85,31 @@ def seed_note(summary: pd.DataFrame | None, models: Sequence[str], covers: str) 
         else ""
     )
     return f"Training seeds: replicated for {covered}; the replicate table gives the spread over seeds.{tail}"
+
+
+def readme_onset_notes(
+    summary: pd.DataFrame | None, quoted: Mapping[str, float], batch_size: int, rounding: float
+) -> tuple[str, ...]:
+    """Per replicated architecture with a README onset figure (held-out, harmful faults, ``batch_size``): does the
+    figure lie below, within or above the interval of the mean over seeds (``rounding``: the README's precision)?"""
+    if summary is None or summary.empty:
+        return ()
+    harmful = summary[_matches(summary, ONSET_HARMFUL) & (summary["batch_size"] == batch_size)]
+    notes = []
+    for _, row in harmful.iterrows():
+        figure = quoted.get(str(row["architecture"]))
+        if figure is None:
+            continue
+        if figure < row["low"] - rounding:
+            where = "lies below"
+        elif figure > row["high"] + rounding:
+            where = "lies above"
+        else:
+            where = "lies within"
+        drop = re.search(r">= ([0-9.]+) pts", str(row["metric"]))
+        notes.append(
+            f"{row['architecture']}: the README's {figure:.2f} (held-out set, >= {drop[1] if drop else '?'} pts, "
+            f"B={batch_size}) {where} the interval of the mean over {int(row['seeds'])} training seeds, "
+            f"{row['mean']:.2f} [{row['low']:.2f}, {row['high']:.2f}] (seeds {row['per_seed']})."
+        )
+    return tuple(notes)
