@@ -93,10 +93,10 @@ def replicate_tables(
         batch_sizes: per metric family ``"sigma"`` / ``"faults"``, the batch sizes to report.
         min_drop: the fault study's ``min_accuracy_change`` (the harmful subset).
     """
-    rng = np.random.default_rng(seed)
     per_seed: list[dict[str, object]] = []
     summary: list[dict[str, object]] = []
     for architecture in dict.fromkeys(s.architecture for s in subjects):
+        rng = np.random.default_rng(seed)  # per group: a group's intervals do not depend on the groups beside it
         group = [s for s in subjects if s.architecture == architecture]
         for metric, clusters_of in metric_clusters(min_drop).items():
             scale = 1.0 / nominal(3.0) if metric == SIGMA else 1.0

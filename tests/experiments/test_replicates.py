@@ -177,3 +177,18 @@ def test_findings_show_the_seeds_beside_claims_one_and_two(tmp_path) -> None:
     (folder / "replicates_summary.csv").unlink()
     sigma, localisation = from_folder(folder)[:2]
     assert any("One trained model per architecture" in n for n in localisation.notes)
+
+
+def test_a_groups_intervals_do_not_depend_on_the_groups_before_it() -> None:
+    """The full set's ResNet group must give the numbers of the same group run alone."""
+    rng = np.random.default_rng(5)
+
+    def subjects(architecture: str) -> list[Subject]:
+        cells = [GridCell("m", s, 100, 16, rng.standard_normal((300, 2))) for s in range(2)]
+        return [Subject(architecture, f"{architecture}{k}", k, 0.9, cells, _verdicts()) for k in range(2)]
+
+    resnet = subjects("resnet")
+    alone = replicate_tables(resnet, {"sigma": (16,), "faults": (16,)}, 2.0)[1]
+    after = replicate_tables(subjects("cnn") + resnet, {"sigma": (16,), "faults": (16,)}, 2.0)[1]
+    after = after[after["architecture"] == "resnet"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(alone, after)
