@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from experiments.localisation.evaluate import CONTROL, HELDOUT
+from experiments.localisation.peers import DOCTOR, FIRST_TAP
 from experiments.null_grid import GridCell, batch_exceedances
 from experiments.null_tail import nominal
 from experiments.replicates.intervals import Cluster, across_seeds, seed_estimate
@@ -54,7 +56,7 @@ def fault_clusters(
         & (verdicts["localiser"] == localiser)
         & (verdicts["fault_set"] == fault_set)
     ]
-    if fault_set != "control":
+    if fault_set != CONTROL:
         part = part[part["kind"] != "none"]
     if min_drop is not None:
         part = part[part["accuracy_drop"].abs() >= min_drop]
@@ -68,17 +70,17 @@ def metric_clusters(min_drop: float) -> dict[str, Callable[[Subject, int], list[
     """Each interval metric's clusters for one subject at one batch size."""
     return {
         SIGMA: lambda s, b: sigma_clusters(s.cells, b),
-        ONSET_ALL: lambda s, b: fault_clusters(s.verdicts, b, "doctor", "onset_exact", "held-out", None),
+        ONSET_ALL: lambda s, b: fault_clusters(s.verdicts, b, DOCTOR, "onset_exact", HELDOUT, None),
         ONSET_HARMFUL.format(drop=min_drop): lambda s, b: fault_clusters(
-            s.verdicts, b, "doctor", "onset_exact", "held-out", min_drop
+            s.verdicts, b, DOCTOR, "onset_exact", HELDOUT, min_drop
         ),
         FIRST_TAP_HARMFUL.format(drop=min_drop): lambda s, b: fault_clusters(
-            s.verdicts, b, "first_tap", "onset_exact", "held-out", min_drop
+            s.verdicts, b, FIRST_TAP, "onset_exact", HELDOUT, min_drop
         ),
         DETECTED_HARMFUL.format(drop=min_drop): lambda s, b: fault_clusters(
-            s.verdicts, b, "doctor", "detected", "held-out", min_drop
+            s.verdicts, b, DOCTOR, "detected", HELDOUT, min_drop
         ),
-        FALSE_DIAGNOSES: lambda s, b: fault_clusters(s.verdicts, b, "doctor", "detected", "control", None),
+        FALSE_DIAGNOSES: lambda s, b: fault_clusters(s.verdicts, b, DOCTOR, "detected", CONTROL, None),
     }
 
 
