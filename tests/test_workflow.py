@@ -83,6 +83,25 @@ def test_the_replicate_of_a_study_model_repeats_its_held_out_verdicts(workflow_r
 
 
 @pytest.mark.slow
+def test_the_detection_replicate_of_a_study_model_is_its_footing_row(workflow_run):
+    """Claim 4 per seed reads the corruption benchmark's own scores: for the study model (training seed 0) its
+    DeepDrift AUROC, best peer and difference on all taps (max) are the equal-footing table's."""
+    import pandas as pd
+
+    results = workflow_run / "results" / "test"
+    versus = pd.read_csv(results / "paper_figures" / "corruption_footing_versus.csv")
+    versus = versus[(versus["model"] == "cnn") & (versus["layers"] == "all taps (max)")].set_index("batch_size")
+    seeds = pd.read_csv(results / "replicates" / "detection_per_seed.csv")
+    study = seeds[seeds["model"] == "cnn"].set_index(["quantity", "batch_size"])
+    assert len(versus) and set(seeds["model"]) == {"cnn", "cnn_s1"}
+    for batch_size, row in versus.iterrows():
+        ours = study.loc[("DeepDrift AUROC, all taps (max)", batch_size), "value"]
+        same = study.loc[("DeepDrift - best peer, all taps (max)", batch_size)]
+        assert ours == pytest.approx(row["deepdrift"], abs=6e-4)  # the footing CSV has 3 decimals
+        assert same["value"] == pytest.approx(row["difference"], abs=6e-4) and same["peer"] == row["best peer"]
+
+
+@pytest.mark.slow
 def test_rule_benchmarks_record_time_and_memory(workflow_run):
     benchmarks = list((workflow_run / "results" / "test" / "benchmarks").glob("*.tsv"))
     assert benchmarks

@@ -86,7 +86,7 @@ def bootstrap_auroc(summed: np.ndarray, cells: int, ws: np.ndarray, wc: np.ndarr
     return ((ws @ summed) * wc).sum(axis=1) / (cells * ws.sum(1) * wc.sum(1))
 
 
-def _replicates(
+def footing_replicates(
     scores: Mapping[str, pd.DataFrame],
     identity: Mapping[str, Sequence[tuple[str, int]]] | None,
     replicates: int,
@@ -137,7 +137,7 @@ def footing_table(
         DeepDrift's AUROC, the best scored peer statistic (chosen on these data) and the paired difference.
     """
     rows, reps = [], {}
-    for keys, status, point, draws, cells in _replicates(scores, identity, replicates):
+    for keys, status, point, draws, cells in footing_replicates(scores, identity, replicates):
         low, high = percentile(draws) if status == "ok" else (np.nan, np.nan)
         rows.append({**keys, "auroc": point, "low": low, "high": high, "status": status, "cells": cells})
         if status == "ok":

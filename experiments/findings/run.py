@@ -54,10 +54,13 @@ MODE_TRUTH_FILES: Mapping[str, str] = {
 REPLICATE_FILES: Mapping[str, str] = {"replicates_summary": "replicates_summary.csv"}
 """The replicate study's summary (means over training seeds); without it the claims say one model per
 architecture."""
+DETECTION_FILES: Mapping[str, str] = {"replicates_detection": "replicates_detection.csv"}
+"""Claim 4 per training seed; only where a replicate group's study model is in the corruption benchmark."""
 RAW_INPUTS = ("contract_drift", "fault_verdicts", "corruption_scores", "stream_runs")
 """The raw results the intervals read (under the config set's results folder)."""
-INPUTS = (*TABLE_FILES, *RAW_INPUTS, *MODE_TRUTH_FILES, *REPLICATE_FILES)
-OPTIONAL_GROUPS = (frozenset(MODE_TRUTH_FILES), frozenset(REPLICATE_FILES))
+OPTIONAL_FILES: Mapping[str, str] = {**MODE_TRUTH_FILES, **REPLICATE_FILES, **DETECTION_FILES}
+INPUTS = (*TABLE_FILES, *RAW_INPUTS, *OPTIONAL_FILES)
+OPTIONAL_GROUPS = (frozenset(MODE_TRUTH_FILES), frozenset(REPLICATE_FILES), frozenset(DETECTION_FILES))
 """Groups of inputs a caller may leave out (each group all or none)."""
 OUTPUTS = ("findings", "summary")
 
@@ -102,6 +105,7 @@ def judge(tables: Mapping[str, pd.DataFrame], raw: Raw = Raw(), budget: float | 
             t["corruption_layer_auroc"],
             raw.corruption_scores,
             {label: key for key, label in METHOD_LABELS.items()},
+            t.get("replicates_detection"),
         ),
         streaming(
             t["streams_curves"],
@@ -124,7 +128,7 @@ def write(findings: list[Finding], config_set: str, page: str | Path, summary: s
 
 
 def _read_tables(paths: Mapping[str, Files]) -> dict[str, pd.DataFrame]:
-    names = [*TABLE_FILES, *(n for n in (*MODE_TRUTH_FILES, *REPLICATE_FILES) if n in paths)]
+    names = [*TABLE_FILES, *(n for n in OPTIONAL_FILES if n in paths)]
     return {name: pd.read_csv(paths[name]) for name in names}
 
 
@@ -155,6 +159,5 @@ def run(cfg: WorkflowConfig, inputs: Mapping[str, Files], outputs: Mapping[str, 
 def from_folder(figures_dir: str | Path, budget: float | None = None) -> list[Finding]:
     """The claims judged on a folder of study tables alone (no raw results: intervals where counts allow)."""
     folder = Path(figures_dir)
-    optional = {**MODE_TRUTH_FILES, **REPLICATE_FILES}
-    files = {**TABLE_FILES, **{n: f for n, f in optional.items() if (folder / f).is_file()}}
+    files = {**TABLE_FILES, **{n: f for n, f in OPTIONAL_FILES.items() if (folder / f).is_file()}}
     return judge({name: pd.read_csv(folder / file) for name, file in files.items()}, Raw(), budget)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,10 @@ class ReplicatesConfig:
     def models(self) -> tuple[str, ...]:
         """Every model key of every group, in group order."""
         return tuple(key for keys in self.groups.values() for key in keys)
+
+    def detection_groups(self, corruption_models: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """The groups whose study model (first key) is in the corruption benchmark: their detection is replicated."""
+        return {label: keys for label, keys in self.groups.items() if keys[0] in corruption_models}
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], path: str = "replicates") -> ReplicatesConfig:

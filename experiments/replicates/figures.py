@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.figures import paper_context
+from experiments.replicates.detection import DIFFERENCES
 from experiments.replicates.summary import ACCURACY, FALSE_DIAGNOSES, ONSET_ALL, ONSET_HARMFUL, SIGMA
 
 REFERENCE_LINES = {SIGMA: (1.0, 2.0), FALSE_DIAGNOSES: (0.01,)}
@@ -78,3 +79,44 @@ def _err(value: float, low: float, high: float) -> np.ndarray | None:
     if not (np.isfinite(low) and np.isfinite(high)):
         return None
     return np.array([[max(value - low, 0.0)], [max(high - value, 0.0)]])
+
+
+def detection_figure(per_seed: pd.DataFrame, summary: pd.DataFrame) -> plt.Figure:
+    """DeepDrift minus the best peer statistic (mean AUROC over corruptions) per training seed and batch size, on
+    the same layers and against the peers as shipped; one row per replicate group, zero dashed."""
+    architectures = list(dict.fromkeys(summary["architecture"]))
+    seeds = sorted(per_seed["seed"].unique())
+    colours = dict(zip(seeds, plt.get_cmap("tab10").colors, strict=False))
+    with paper_context(0.8):
+        fig, axes = plt.subplots(
+            len(architectures), len(DIFFERENCES), figsize=(3.4 * len(DIFFERENCES), 2.5 * len(architectures)),
+            squeeze=False, sharey="row", constrained_layout=True,
+        )  # fmt: skip
+        for r, arch in enumerate(architectures):
+            for c, quantity in enumerate(DIFFERENCES):
+                ax = axes[r, c]
+                rows = per_seed[(per_seed["architecture"] == arch) & (per_seed["quantity"] == quantity)]
+                means = summary[(summary["architecture"] == arch) & (summary["quantity"] == quantity)]
+                batch_sizes = sorted(means["batch_size"].unique())
+                for b, batch_size in enumerate(batch_sizes):
+                    mine = rows[rows["batch_size"] == batch_size]
+                    offsets = np.linspace(-0.3, 0.05, max(len(mine), 1))
+                    for offset, (_, row) in zip(offsets, mine.iterrows(), strict=False):
+                        ax.errorbar(b + offset, row["value"], yerr=_err(row["value"], row["low"], row["high"]),
+                                    fmt="o", ms=3.5, lw=1, capsize=2, color=colours[row["seed"]],
+                                    label=f"seed {row['seed']}")  # fmt: skip
+                    m = means[means["batch_size"] == batch_size].iloc[0]
+                    ax.errorbar(b + 0.22, m["mean"], yerr=_err(m["mean"], m["low"], m["high"]), fmt="D", ms=4,
+                                color="black", lw=1.4, capsize=3, label="mean over seeds")  # fmt: skip
+                ax.axhline(0.0, color="grey", ls="--", lw=0.8)
+                ax.set_xticks(range(len(batch_sizes)), [f"B={b}" for b in batch_sizes])
+                ax.set_xlim(-0.6, len(batch_sizes) - 0.4)
+                ax.set_title(f"{arch}: {quantity}", fontsize=8)
+                if c == 0:
+                    ax.set_ylabel("AUROC difference")
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        unique = dict(zip(labels, handles, strict=False))
+        axes[0, -1].legend(unique.values(), unique.keys(), loc="best", fontsize=7, frameon=False)
+        fig.suptitle("DeepDrift minus the best peer statistic per training seed (95% intervals over batches; "
+                     "black: mean over seeds, nested bootstrap)", fontsize=9)  # fmt: skip
+    return fig

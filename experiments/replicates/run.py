@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from experiments.atomic import write_csv
+from experiments.corruption.summary import identity_cells
 from experiments.figures import save_figure, write_table
 from experiments.null_grid import grid_counts
-from experiments.replicates.figures import replicate_figure
+from experiments.replicates.detection import detection_tables, seed_detection
+from experiments.replicates.figures import detection_figure, replicate_figure
 from experiments.replicates.measure import measure_model
 from experiments.replicates.summary import Subject, replicate_tables
 from experiments.rule_io import Files, by_model, checked, output_paths
@@ -24,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 INPUTS = ("weights", "metrics")
 OUTPUTS = ("counts", "verdicts", "per_seed", "summary", "figure")
+DETECTION_INPUTS = ("scores", "accuracy")
+DETECTION_OUTPUTS = ("per_seed", "summary", "figure")
 
 
 def run(cfg: WorkflowConfig, inputs: Mapping[str, Files], outputs: Mapping[str, Files]) -> pd.DataFrame:
@@ -73,4 +77,43 @@ def run(cfg: WorkflowConfig, inputs: Mapping[str, Files], outputs: Mapping[str, 
         "interval is coarse.",
     )
     save_figure(replicate_figure(per_seed, summary, min_drop), out["figure"])
+    return summary
+
+
+def detection(cfg: WorkflowConfig, inputs: Mapping[str, Files], outputs: Mapping[str, Files]) -> pd.DataFrame:
+    """Rule ``replicates_detection``: claim 4 per training seed, for every replicate group whose study model is in
+    the corruption benchmark; the per-seed rows, the summary table and the figure.
+
+    Args:
+        cfg: the config set (``replicates``, ``corruption`` and ``models`` are read).
+        inputs: ``scores`` and ``accuracy`` of ``corruption_measure``, one file per model of those groups.
+        outputs: every name of :data:`DETECTION_OUTPUTS`.
+    """
+    given = checked(inputs, DETECTION_INPUTS, "input", "replicates_detection")
+    out = output_paths(outputs, DETECTION_OUTPUTS, "replicates_detection")
+    groups = cfg.replicates.detection_groups(cfg.corruption.models)
+    models = [key for keys in groups.values() for key in keys]
+    if not models:
+        raise ValueError(
+            "replicates_detection: no replicate group's first model is in corruption.models; add the group's study "
+            "model to the corruption benchmark or leave this rule out of the targets"
+        )
+    scores = by_model(given["scores"], models, "replicates_detection input 'scores'")
+    accuracy = by_model(given["accuracy"], models, "replicates_detection input 'accuracy'")
+    identity = identity_cells(pd.concat([pd.read_csv(accuracy[m]) for m in models], ignore_index=True))
+    measured = {m: seed_detection(pd.read_csv(scores[m]), identity.get(m, [])) for m in models}
+    members = {label: [(key, cfg.models[key].train.seed) for key in keys] for label, keys in groups.items()}
+    per_seed, summary = detection_tables(members, measured, cfg.replicates.seed)
+    write_csv(per_seed, out["per_seed"])
+    write_table(
+        summary,
+        out["summary"],
+        float_format="%.4f",
+        caption="Corruption detection per training seed (claim 4): mean AUROC over corrupted cells (identity cells "
+        "left out) of DeepDrift on all taps (max), of the best peer statistic on the same layers (chosen per seed), "
+        "their difference, and DeepDrift's difference to the best peer on the penultimate features (the peers as "
+        "shipped). Per seed: 95% bootstrap interval over clean and corrupted batches (paired across statistics). "
+        "mean, low, high: mean over seeds with a nested bootstrap interval (seeds, then batches).",
+    )
+    save_figure(detection_figure(per_seed, summary), out["figure"])
     return summary

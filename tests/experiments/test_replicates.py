@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -192,3 +193,93 @@ def test_a_groups_intervals_do_not_depend_on_the_groups_before_it() -> None:
     after = replicate_tables(subjects("cnn") + resnet, {"sigma": (16,), "faults": (16,)}, 2.0)[1]
     after = after[after["architecture"] == "resnet"].reset_index(drop=True)
     pd.testing.assert_frame_equal(alone, after)
+
+
+def _footing_scores(ours: float, peer: float, seed: int) -> pd.DataFrame:
+    """Raw corruption scores with footing columns: on fog, DeepDrift moves by ``ours`` on tap b and Mahalanobis by
+    ``peer``; KS is degenerate at batch 1 (NaN), and saturate s1 changes no pixel (an identity cell)."""
+    from experiments.baselines.layerwise import PENULTIMATE
+    from experiments.corruption.measure import FOOTING_PREFIX
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for batch_size in (1, 16):
+        for corruption, severity in (("clean", 0), ("fog", 3), ("saturate", 1)):
+            for b in range(40 if corruption == "clean" else 20):
+                row = {"corruption": corruption, "family": "x", "severity": severity, "batch_size": batch_size}
+                row["batch"] = b
+                for statistic, shift in (("deepdrift", ours), ("mahalanobis", peer), ("ks", peer)):
+                    for layer in (PENULTIMATE, "a", "b"):
+                        value = rng.normal() + (shift if corruption == "fog" and layer == "b" else 0.0)
+                        row[f"{FOOTING_PREFIX}{statistic}:{layer}"] = (
+                            np.nan if statistic == "ks" and batch_size == 1 else value
+                        )
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_a_seeds_detection_is_the_corruption_tables_own_row() -> None:
+    from experiments.corruption.footing import footing_table
+    from experiments.replicates.detection import DEEPDRIFT_AUROC, PEER_AUROC, SAME_LAYERS, seed_detection
+
+    scores, identity = _footing_scores(ours=1.5, peer=0.5, seed=3), [("saturate", 1)]
+    measured = seed_detection(scores, identity, replicates=300)
+    _, versus = footing_table({"m": scores}, {"m": identity}, replicates=300)
+    row = versus[versus["layers"] == "all taps (max)"].set_index("batch_size")
+    for batch_size in (1, 16):
+        mine = measured[batch_size]
+        assert mine[DEEPDRIFT_AUROC].estimate.value == pytest.approx(row.loc[batch_size, "deepdrift"])
+        assert mine[PEER_AUROC].peer == row.loc[batch_size, "best peer"]
+        assert mine[SAME_LAYERS].estimate.value == pytest.approx(row.loc[batch_size, "difference"])
+        assert mine[SAME_LAYERS].estimate.low == pytest.approx(row.loc[batch_size, "low"])
+    assert measured[1][PEER_AUROC].peer == "mahalanobis"  # KS is degenerate at batch 1: never the best peer
+
+
+def test_detection_across_seeds_counts_the_seeds_each_side_of_zero() -> None:
+    from experiments.replicates.detection import AS_SHIPPED, SAME_LAYERS, detection_tables, seed_detection
+    from experiments.replicates.figures import detection_figure
+
+    shifts = {"r0": (2.0, 0.2), "r1": (2.0, 0.3), "r2": (0.4, 0.4)}
+    measured = {
+        m: seed_detection(_footing_scores(o, p, i), [("saturate", 1)], 300)
+        for i, (m, (o, p)) in enumerate(shifts.items())
+    }
+    per_seed, summary = detection_tables({"resnet": [("r0", 0), ("r1", 1), ("r2", 2)]}, measured)
+    same = summary[(summary["quantity"] == SAME_LAYERS) & (summary["batch_size"] == 16)].iloc[0]
+    values = per_seed[(per_seed["quantity"] == SAME_LAYERS) & (per_seed["batch_size"] == 16)]["value"]
+    assert same["mean"] == pytest.approx(values.mean()) and same["low"] < same["mean"] < same["high"]
+    assert same["seeds above 0"] == 2 and same["seeds below 0"] == 0
+    assert (
+        AS_SHIPPED in set(summary["quantity"])
+        and same["per_seed"].count("(Mahalanobis)") + same["per_seed"].count("(KS)") == 3
+    )
+    fig = detection_figure(per_seed, summary)
+    assert len([ax for ax in fig.axes if ax.has_data()]) == 2
+    plt.close(fig)
+
+
+def test_detection_groups_are_those_whose_study_model_is_benchmarked() -> None:
+    study = ReplicatesConfig(groups={"cnn": ("cnn", "cnn_s1"), "resnet": ("resnet", "resnet_s1")})
+    assert study.detection_groups(["resnet", "vit"]) == {"resnet": ("resnet", "resnet_s1")}
+    assert study.detection_groups(["resnet_s1"]) == {}
+
+
+def test_claim_four_shows_the_seeds_beside_its_equal_footing_rows() -> None:
+    from experiments.findings.claims import beats_peers
+    from experiments.replicates.detection import detection_tables, seed_detection
+
+    scores = {m: _footing_scores(2.0, 0.3, i) for i, m in enumerate(("m", "m_s1"))}
+    measured = {m: seed_detection(frame, [("saturate", 1)], 300) for m, frame in scores.items()}
+    summary = detection_tables({"m": [("m", 0), ("m_s1", 1)]}, measured)[1]
+    auroc = pd.DataFrame({"model": ["m"], "method": ["DeepDrift (max)"], "batch_size": [16], "mean": [0.9]})
+    alone = beats_peers(auroc, None, {"m": scores["m"]}, {})
+    seeded = beats_peers(auroc, None, {"m": scores["m"]}, {}, replicates=summary)
+    assert seeded.verdict is alone.verdict and len(seeded.tables) == len(alone.tables) + 1
+    seeds = seeded.tables[-1].frame
+    assert set(seeds["difference"]) == {
+        "DeepDrift - best peer, all taps (max)",
+        "DeepDrift (all taps) - best peer (penultimate)",
+    }
+    assert (seeds["seeds"] == 2).all() and "2 / 0" in set(seeds["seeds above / below 0"])
+    assert any("replicated for m (2 models)" in n for n in seeded.notes)
+    assert any("One trained model per architecture" in n for n in alone.notes)

@@ -33,6 +33,7 @@ ENTRIES = {
     "stream_detection": (streams.INPUTS, streams.OUTPUTS),
     "mode_truth": (mode_truth.INPUTS, mode_truth.OUTPUTS),
     "replicates": (replicates.INPUTS, replicates.OUTPUTS),
+    "replicates_detection": (replicates.DETECTION_INPUTS, replicates.DETECTION_OUTPUTS),
 }
 """Every study rule and the (inputs, outputs) its entry declares."""
 

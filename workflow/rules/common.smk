@@ -22,3 +22,11 @@ def figure_outputs(stem):
 def table_outputs(stem):
     """CSV + Markdown + LaTeX of one table."""
     return [report(figures(f"{stem}.csv"), category="tables"), figures(f"{stem}.md"), figures(f"{stem}.tex")]
+
+
+def replicate_detection_models():
+    """Every model of the replicate groups whose study model (first key) is in the corruption benchmark: their
+    detection is measured per seed (rule replicates_detection; ReplicatesConfig.detection_groups in Python)."""
+    studied = config["corruption"]["models"]
+    groups = config["replicates"]["groups"].values()
+    return [key for keys in groups if keys[0] in studied for key in keys]

@@ -4,6 +4,7 @@
 
 _COR = config["corruption"]
 _COR_MODELS = _COR["models"]
+_COR_MEASURED = list(dict.fromkeys(_COR_MODELS + replicate_detection_models()))  # the study's + their seeds
 _COR_DIR = ("corruption",)
 
 
@@ -35,7 +36,7 @@ rule corruption_measure:
         results("logs", "corruption_measure_{model}.log"),
     threads: 1  # one model per core: models are measured in parallel (single-thread forwards are more efficient)
     wildcard_constraints:
-        model="|".join(_COR_MODELS),
+        model="|".join(_COR_MEASURED),
     script:
         "../scripts/corruption_measure.py"
 

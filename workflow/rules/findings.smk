@@ -27,6 +27,8 @@ rule findings:
         mode_truth_mechanism=figures("mode_truth_mechanism.csv"),
         mode_truth_streams=figures("mode_truth_streams.csv"),
         replicates_summary=figures("replicates_summary.csv"),
+        # claim 4 per training seed, where a replicate group is in the corruption benchmark (not in `default`)
+        **({"replicates_detection": figures("replicates_detection.csv")} if replicate_detection_models() else {}),
     output:
         findings=report(figures("FINDINGS.md"), category="findings"),
         summary=table_outputs("findings_summary"),

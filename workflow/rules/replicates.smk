@@ -25,3 +25,29 @@ rule replicates:
 
 
 ALL_TARGETS += rules.replicates.output
+
+
+# Claim 4 per training seed: the corruption benchmark's equal-footing scores of every model of the groups whose study
+# model the benchmark measures (none in the default set: its replicated CNN is not in the corruption study).
+_DETECTION_MODELS = replicate_detection_models()
+
+
+rule replicates_detection:
+    input:
+        scores=expand(results("corruption", "{model}", "scores.csv.gz"), model=_DETECTION_MODELS),
+        accuracy=expand(results("corruption", "{model}", "accuracy.csv"), model=_DETECTION_MODELS),
+    output:
+        per_seed=results("replicates", "detection_per_seed.csv"),
+        summary=table_outputs("replicates_detection"),
+        figure=figure_outputs("replicates_detection_seeds"),
+    benchmark:
+        results("benchmarks", "replicates_detection.tsv")
+    log:
+        results("logs", "replicates_detection.log"),
+    threads: 1
+    script:
+        "../scripts/replicates_detection.py"
+
+
+if _DETECTION_MODELS:
+    ALL_TARGETS += rules.replicates_detection.output

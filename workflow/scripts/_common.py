@@ -37,6 +37,7 @@ RULE_THREADS: dict[str, int | tuple[str, ...]] = {
     "stream_detection": ("threads",),
     "mode_truth": 1,
     "replicates": 1,
+    "replicates_detection": 1,
     "diffusion_train": ("diffusion", "threads"),
     "diffusion_evaluate": ("diffusion", "threads"),
     "diffusion_report": 1,

@@ -20,6 +20,7 @@ import pandas as pd
 from experiments.corruption.footing import LAYER_SETS, STATISTIC_LABELS, footing_layers, footing_table
 from experiments.corruption.measure import CHANGED_COLUMN
 from experiments.corruption.summary import identity_cells
+from experiments.findings.claims.replicates import detection_seed_note, detection_seed_table
 from experiments.findings.finding import Finding, Table, Verdict
 from experiments.findings.intervals import REPLICATES, SEED, Estimate, mean_auroc, percentile, resample_counts
 
@@ -69,6 +70,7 @@ def beats_peers(
     layer_auroc: pd.DataFrame | None = None,
     scores: Mapping[str, pd.DataFrame] | None = None,
     method_keys: Mapping[str, str] | None = None,
+    replicates: pd.DataFrame | None = None,
 ) -> Finding:
     """DeepDrift (max) against the best peer per model and batch size (mean AUROC over corruptions x severities).
 
@@ -79,11 +81,13 @@ def beats_peers(
         scores: the raw per-batch scores per model (``results/<set>/corruption/<model>/scores.csv.gz``), for a
             paired bootstrap of the AUROC difference over clean and shifted batches.
         method_keys: display name -> score column of the raw scores (the corruption study's labels, inverted).
+        replicates: ``replicates_detection.csv`` (the equal-footing gaps per training seed), shown beside the
+            verdict's rows; the verdict stays on the study models.
     """
     identity = _identity(scores)
     scores = _without(scores, identity)
     if scores is not None and all(footing_layers(frame) for frame in scores.values()):
-        return _equal_footing(scores, identity)
+        return _equal_footing(scores, identity, replicates)
     rows, wins, clear, last_ok = _peer_rows(auroc, layer_auroc, scores, dict(method_keys or {}))
     n_last_below = sum(not ok for ok in last_ok)
     return Finding(
@@ -280,7 +284,11 @@ def _without(
     return out
 
 
-def _equal_footing(scores: Mapping[str, pd.DataFrame], identity: Mapping[str, list[tuple[str, int]]]) -> Finding:
+def _equal_footing(
+    scores: Mapping[str, pd.DataFrame],
+    identity: Mapping[str, list[tuple[str, int]]],
+    replicates: pd.DataFrame | None = None,
+) -> Finding:
     table, versus = footing_table(scores)
     rows, sides = [], []
     for _, row in versus.iterrows():
@@ -354,11 +362,13 @@ def _equal_footing(scores: Mapping[str, pd.DataFrame], identity: Mapping[str, li
                 " column; the full table with intervals is corruption_footing).",
                 _layer_frame(table),
             ),
+            *detection_seed_table(replicates),
         ),
         notes=(
             "The best peer statistic is chosen on the same data it is compared on, which favours the peer slightly.",
             "Bootstrap resamples batches, not images: batches at B = 16 and 64 share images of one small pool, so "
-            "the interval understates the uncertainty of a fresh image sample; one trained model per architecture.",
+            "the interval understates the uncertainty of a fresh image sample.",
+            detection_seed_note(replicates, list(scores)),
             "MMD at batch 1 is undefined and KS at batch 1 degenerate: those cells are marked, not scored.",
             "Left out as identities on these images (no pixel changes): " + (identity_text or "none") + ".",
         ),
