@@ -45,17 +45,9 @@ def replicate_figure(per_seed: pd.DataFrame, summary: pd.DataFrame, min_drop: fl
             rows = per_seed[(per_seed["metric"] == metric) & _same_batch(per_seed, batch_size)]
             means = summary[(summary["metric"] == metric) & _same_batch(summary, batch_size)]
             for a, arch in enumerate(architectures):
-                mine = rows[rows["architecture"] == arch]
-                offsets = np.linspace(-0.25, 0.05, max(len(mine), 1))
-                for offset, (_, r) in zip(offsets, mine.iterrows(), strict=False):
-                    err = _err(r["value"], r["low"], r["high"])
-                    ax.errorbar(a + offset, r["value"], yerr=err, fmt="o", ms=3.5, lw=1, capsize=2,
-                                color=colours[r["seed"]], label=f"seed {r['seed']}")  # fmt: skip
                 mean = means[means["architecture"] == arch]
-                if len(mean):
-                    m = mean.iloc[0]
-                    ax.errorbar(a + 0.22, m["mean"], yerr=_err(m["mean"], m["low"], m["high"]), fmt="D", ms=4,
-                                color="black", lw=1.4, capsize=3, label="mean over seeds")  # fmt: skip
+                _seeds_and_mean(ax, a, rows[rows["architecture"] == arch], mean.iloc[0] if len(mean) else None,
+                                colours, first_offset=-0.25)  # fmt: skip
             for level in REFERENCE_LINES.get(metric, ()):
                 ax.axhline(level, color="grey", ls="--", lw=0.8)
             ax.set_xticks(range(len(architectures)), architectures)
@@ -69,6 +61,20 @@ def replicate_figure(per_seed: pd.DataFrame, summary: pd.DataFrame, min_drop: fl
             ax.axis("off")
         fig.suptitle("Headline numbers per training seed (95% intervals; black: mean over seeds, nested bootstrap)")
     return fig
+
+
+def _seeds_and_mean(
+    ax: plt.Axes, x: float, seeds: pd.DataFrame, mean: pd.Series | None, colours: dict, first_offset: float
+) -> None:
+    """At position ``x``: each seed's value with its interval (spread from ``first_offset``), then the mean over
+    seeds as a black diamond with its nested interval."""
+    offsets = np.linspace(first_offset, 0.05, max(len(seeds), 1))
+    for offset, (_, r) in zip(offsets, seeds.iterrows(), strict=False):
+        ax.errorbar(x + offset, r["value"], yerr=_err(r["value"], r["low"], r["high"]), fmt="o", ms=3.5, lw=1,
+                    capsize=2, color=colours[r["seed"]], label=f"seed {r['seed']}")  # fmt: skip
+    if mean is not None:
+        ax.errorbar(x + 0.22, mean["mean"], yerr=_err(mean["mean"], mean["low"], mean["high"]), fmt="D", ms=4,
+                    color="black", lw=1.4, capsize=3, label="mean over seeds")  # fmt: skip
 
 
 def _same_batch(frame: pd.DataFrame, batch_size: int | None) -> pd.Series:
@@ -99,15 +105,8 @@ def detection_figure(per_seed: pd.DataFrame, summary: pd.DataFrame) -> plt.Figur
                 means = summary[(summary["architecture"] == arch) & (summary["quantity"] == quantity)]
                 batch_sizes = sorted(means["batch_size"].unique())
                 for b, batch_size in enumerate(batch_sizes):
-                    mine = rows[rows["batch_size"] == batch_size]
-                    offsets = np.linspace(-0.3, 0.05, max(len(mine), 1))
-                    for offset, (_, row) in zip(offsets, mine.iterrows(), strict=False):
-                        ax.errorbar(b + offset, row["value"], yerr=_err(row["value"], row["low"], row["high"]),
-                                    fmt="o", ms=3.5, lw=1, capsize=2, color=colours[row["seed"]],
-                                    label=f"seed {row['seed']}")  # fmt: skip
-                    m = means[means["batch_size"] == batch_size].iloc[0]
-                    ax.errorbar(b + 0.22, m["mean"], yerr=_err(m["mean"], m["low"], m["high"]), fmt="D", ms=4,
-                                color="black", lw=1.4, capsize=3, label="mean over seeds")  # fmt: skip
+                    mean = means[means["batch_size"] == batch_size].iloc[0]
+                    _seeds_and_mean(ax, b, rows[rows["batch_size"] == batch_size], mean, colours, first_offset=-0.3)
                 ax.axhline(0.0, color="grey", ls="--", lw=0.8)
                 ax.set_xticks(range(len(batch_sizes)), [f"B={b}" for b in batch_sizes])
                 ax.set_xlim(-0.6, len(batch_sizes) - 0.4)
